@@ -1,0 +1,125 @@
+"""The one configuration object: defaults, then a JSON file, then `--set key=value` overrides.
+
+It is saved as config.json in every model folder, so inference, export and freeze need
+only that folder and nothing can drift between training and serving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+
+ENCODERS = ("bilstm",)
+EMB_CLASSES = ("glove",)
+METRICS = ("token_f1", "chunk_f1")
+TAG_SCHEMES = ("iob1", "iob2", "iobes")
+
+
+@dataclass
+class Config:
+    # Features
+    emb_class: str = "glove"
+    word_emb_trainable: bool = False   # fine-tune the pretrained vectors
+    oov_vectors: str = "trained"       # train-only words missing from the pretrained set: "trained" | "zero"
+    char_dim: int = 25
+    char_filters: int = 50
+    char_kernel: int = 3
+    max_word_length: int = 30          # longer words are cut for the char CNN only
+    feature_columns: list = field(default_factory=list)  # middle CoNLL columns used as features, e.g. [1, 2]
+    feature_dim: int = 16
+    casing_dim: int = 0                # >0 adds an embedding of the word's shape (Xxx, XXX, xxx, 0.0, ...)
+    dropout: float = 0.5
+    # Encoder and head
+    encoder: str = "bilstm"
+    lstm_units: int = 200
+    lstm_layers: int = 1
+    use_crf: bool = True
+    crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
+    tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's
+    # Training
+    batch_size: int = 20
+    eval_batch_size: int = 256
+    epochs: int = 50
+    patience: int = 7
+    early_stop_metric: str = "token_f1"
+    learning_rate: float = 0.001
+    lr_decay_rate: float = 0.9         # multiplied in once every lr_decay_steps
+    lr_decay_steps: int = 1000
+    warmup_steps: int = 0              # linear warmup from 0 to learning_rate
+    clip_norm: float = 5.0
+    seed: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
+                   "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"config dropout={self.dropout}: expected 0 <= dropout < 1")
+        for key in ("batch_size", "eval_batch_size", "epochs", "lstm_units", "lstm_layers", "char_kernel",
+                    "max_word_length", "lr_decay_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"config {key}={getattr(self, key)}: expected a positive integer")
+        if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
+            raise ValueError(f"config feature_columns={self.feature_columns}: expected column numbers >= 1 "
+                             "(0 is the word, the last column the tag)")
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, path: str):
+        """Writes atomically: a reader never sees half a config."""
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "Config":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str) -> "Config":
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: config file not found") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of config keys")
+        return cls.from_dict(values, source=path)
+
+    def with_overrides(self, assignments: list[str]) -> "Config":
+        """Applies `key=value` strings; values are JSON (true, 0.5, [1,2]) or else plain strings."""
+        values = dataclasses.asdict(self)
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            if not sep:
+                raise ValueError(f"--set {assignment!r}: expected key=value")
+            if key not in values:
+                raise ValueError(f"--set {key}: unknown config key; known keys: {', '.join(sorted(values))}")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            default = values[key]
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not type(default):
+                raise ValueError(f"--set {key}={raw}: expected a {type(default).__name__}")
+            values[key] = value
+        return Config.from_dict(values)

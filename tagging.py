@@ -1,0 +1,49 @@
+"""Loading a trained model folder and tagging sentences in batches: the one tagging function
+that inference.py, evaluation during training and later servers share."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+import input as conll
+from config import Config
+from embvec import load_vocabulary
+from model import Tagger
+
+BEST_CHECKPOINTS = os.path.join("checkpoints", "best")
+
+
+def load_model(model_dir: str) -> Tagger:
+    """Builds the model from the folder's config and vocabularies and restores its best checkpoint."""
+    if not os.path.isdir(model_dir):
+        raise FileNotFoundError(f"{model_dir}: model folder not found")
+    model = Tagger(Config.load(os.path.join(model_dir, "config.json")), load_vocabulary(model_dir))
+    latest = tf.train.latest_checkpoint(os.path.join(model_dir, BEST_CHECKPOINTS))
+    if latest is None:
+        raise FileNotFoundError(f"{os.path.join(model_dir, BEST_CHECKPOINTS)}: no checkpoint (has training finished an epoch?)")
+    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+    return model
+
+
+def tag_sentences(model: Tagger, sentences: list[conll.Sentence], scheme: str, batch_size: int,
+                  progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
+    """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
+    sorted by length, so padding stays small, and the results come back in input order."""
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    dataset = conll.make_dataset([sentences[i] for i in order], model.config.feature_columns, batch_size)
+    results: list = [None] * len(sentences)
+    position = 0
+    with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=not progress, leave=False) as bar:
+        for batch in dataset:
+            output = model.predict(batch["words"], batch["lengths"], batch["features"])
+            tags, confidence = output["tags"].numpy(), output["confidence"].numpy()
+            for row, length in enumerate(batch["lengths"].numpy()):
+                predicted = [t.decode() for t in tags[row, :length]]
+                predicted = conll.convert_tags(predicted, model.config.tag_scheme, scheme)
+                results[order[position]] = (predicted, confidence[row, :length])
+                position += 1
+            bar.update(len(tags))
+    return results

@@ -1,0 +1,163 @@
+"""CRF head checked against brute-force enumeration of all tag paths (numpy, float64)."""
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layers.crf import CRF
+
+MAX_LEN = 5
+ATOL = 1e-4
+
+
+def random_constraints(rng, num_tags):
+    """Random constraints that always allow the all-zeros path, so every length has an allowed path."""
+    allowed = rng.random((num_tags, num_tags)) < 0.6
+    allowed_start = rng.random(num_tags) < 0.6
+    allowed_end = rng.random(num_tags) < 0.6
+    allowed[0, 0] = allowed_start[0] = allowed_end[0] = True
+    return allowed, allowed_start, allowed_end
+
+
+def make_crf(rng, num_tags, constrained):
+    constraints = random_constraints(rng, num_tags) if constrained else (None, None, None)
+    crf = CRF(num_tags, *constraints)
+    # Larger than the init range so the transition terms matter in the comparisons.
+    crf.transitions.assign(rng.normal(size=(num_tags, num_tags)).astype(np.float32))
+    crf.start.assign(rng.normal(size=num_tags).astype(np.float32))
+    crf.end.assign(rng.normal(size=num_tags).astype(np.float32))
+    return crf, constraints
+
+
+def is_allowed(path, constraints):
+    allowed, allowed_start, allowed_end = constraints
+    if allowed is None:
+        return True
+    return (allowed_start[path[0]] and allowed_end[path[-1]]
+            and all(allowed[prev, nxt] for prev, nxt in zip(path, path[1:])))
+
+
+def path_score(crf, emissions, path):
+    transitions, start, end = (v.numpy().astype(np.float64) for v in (crf.transitions, crf.start, crf.end))
+    return (start[path[0]] + end[path[-1]] + sum(emissions[t, tag] for t, tag in enumerate(path))
+            + sum(transitions[prev, nxt] for prev, nxt in zip(path, path[1:])))
+
+
+def brute_force(crf, constraints, emissions, length):
+    """-> (allowed paths, their scores, log partition, marginals [length, N]) over allowed paths."""
+    paths = [p for p in itertools.product(range(crf.num_tags), repeat=length) if is_allowed(p, constraints)]
+    scores = np.array([path_score(crf, emissions.astype(np.float64), p) for p in paths])
+    log_partition = np.logaddexp.reduce(scores)
+    marginals = np.zeros((length, crf.num_tags))
+    for path, probability in zip(paths, np.exp(scores - log_partition)):
+        marginals[np.arange(length), path] += probability
+    return paths, scores, log_partition, marginals
+
+
+def random_batch(rng, num_tags, lengths, width=None):
+    """Emissions with garbage (large random values) beyond each length; padded tags are -1."""
+    width = width or max(lengths)
+    emissions = rng.normal(size=(len(lengths), width, num_tags)).astype(np.float32)
+    for row, length in enumerate(lengths):
+        emissions[row, length:] = 50 * rng.normal(size=(width - length, num_tags))
+    return emissions, np.full((len(lengths), width), -1, np.int32), np.array(lengths, np.int32)
+
+
+def fill_allowed_tags(rng, crf, constraints, emissions, tags, lengths):
+    """Writes a random allowed path into each row's valid steps; returns the brute-force results per row."""
+    results = []
+    for row, length in enumerate(lengths):
+        result = brute_force(crf, constraints, emissions[row, :length], length)
+        gold = rng.integers(len(result[0]))
+        tags[row, :length] = result[0][gold]
+        results.append((gold,) + result)
+    return results
+
+
+CASES = [(num_tags, constrained, seed) for num_tags in (3, 4) for constrained in (False, True) for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("num_tags,constrained,seed", CASES)
+def test_matches_brute_force(num_tags, constrained, seed):
+    rng = np.random.default_rng(seed)
+    crf, constraints = make_crf(rng, num_tags, constrained)
+    lengths = [5, 1, 3, 4, 2]
+    emissions, tags, lengths = random_batch(rng, num_tags, lengths, width=MAX_LEN + 1)
+    expected = [(scores[gold] - log_partition, paths[np.argmax(scores)], scores.max(), marginals)
+                for gold, paths, scores, log_partition, marginals
+                in fill_allowed_tags(rng, crf, constraints, emissions, tags, lengths)]
+
+    log_likelihood = crf.log_likelihood(emissions, tags, lengths).numpy()
+    decoded, best_scores = (x.numpy() for x in crf.decode(emissions, lengths))
+    marginals = crf.marginals(emissions, lengths).numpy()
+    for row, length in enumerate(lengths):
+        expected_ll, expected_path, expected_score, expected_marginals = expected[row]
+        np.testing.assert_allclose(log_likelihood[row], expected_ll, atol=ATOL)
+        np.testing.assert_array_equal(decoded[row, :length], expected_path)
+        np.testing.assert_array_equal(decoded[row, length:], 0)
+        np.testing.assert_allclose(best_scores[row], expected_score, atol=ATOL)
+        np.testing.assert_allclose(marginals[row, :length], expected_marginals, atol=ATOL)
+        np.testing.assert_allclose(marginals[row, :length].sum(axis=1), 1.0, atol=ATOL)
+    assert np.all(np.isfinite(marginals))
+
+
+@pytest.mark.parametrize("constrained", (False, True))
+def test_padding_invariance(constrained):
+    rng = np.random.default_rng(2)
+    crf, constraints = make_crf(rng, 4, constrained)
+    emissions, tags, lengths = random_batch(rng, 4, [3, 5, 1, 4], width=7)
+    fill_allowed_tags(rng, crf, constraints, emissions, tags, lengths)
+    alone = (emissions[:1, :3], tags[:1, :3], lengths[:1])
+
+    ll_alone, ll_batch = (crf.log_likelihood(*args).numpy()[0] for args in (alone, (emissions, tags, lengths)))
+    (tags_alone, score_alone), (tags_batch, score_batch) = (
+        [x.numpy()[0] for x in crf.decode(e, n)] for e, n in ((alone[0], alone[2]), (emissions, lengths)))
+    marginals_alone = crf.marginals(alone[0], alone[2]).numpy()[0]
+    marginals_batch = crf.marginals(emissions, lengths).numpy()[0, :3]
+
+    np.testing.assert_allclose(ll_alone, ll_batch, rtol=1e-6)
+    np.testing.assert_array_equal(tags_alone, tags_batch[:3])
+    np.testing.assert_array_equal(tags_batch[3:], 0)
+    np.testing.assert_allclose(score_alone, score_batch, rtol=1e-6)
+    np.testing.assert_allclose(marginals_alone, marginals_batch, rtol=1e-5)
+
+
+def test_tf_function_and_gradients():
+    num_tags = 4
+    rng = np.random.default_rng(3)
+    crf, constraints = make_crf(rng, num_tags, constrained=True)
+    specs = dict(emissions=tf.TensorSpec([None, None, num_tags], tf.float32),
+                 tags=tf.TensorSpec([None, None], tf.int32), lengths=tf.TensorSpec([None], tf.int32))
+
+    @tf.function(input_signature=[specs["emissions"], specs["tags"], specs["lengths"]])
+    def likelihood_and_gradients(emissions, tags, lengths):
+        with tf.GradientTape() as tape:
+            tape.watch(emissions)
+            log_likelihood = crf.log_likelihood(emissions, tags, lengths)
+            total = tf.reduce_sum(log_likelihood)
+        gradients = tape.gradient(total, [emissions, crf.transitions, crf.start, crf.end])
+        return log_likelihood, gradients
+
+    decode = tf.function(crf.decode, input_signature=[specs["emissions"], specs["lengths"]])
+    marginals = tf.function(crf.marginals, input_signature=[specs["emissions"], specs["lengths"]])
+
+    for lengths in ([1], [1, 1], [4, 2, 6]):  # T == 1 exercises the empty-loop case
+        emissions, tags, lengths = random_batch(rng, num_tags, lengths)
+        fill_allowed_tags(rng, crf, constraints, emissions, tags, lengths)
+        log_likelihood, (emission_grad, *variable_grads) = likelihood_and_gradients(emissions, tags, lengths)
+
+        np.testing.assert_allclose(log_likelihood, crf.log_likelihood(emissions, tags, lengths), rtol=1e-5)
+        for graph_result, eager_result in zip(decode(emissions, lengths), crf.decode(emissions, lengths)):
+            np.testing.assert_allclose(graph_result, eager_result, rtol=1e-6)
+        posterior = marginals(emissions, lengths).numpy()
+        np.testing.assert_allclose(posterior, crf.marginals(emissions, lengths), rtol=1e-5, atol=1e-6)
+
+        variable_grads = [tf.convert_to_tensor(g).numpy() for g in variable_grads]  # start/end: IndexedSlices
+        assert all(np.all(np.isfinite(g)) for g in variable_grads)
+        if lengths.max() > 1:  # a single step has no transitions, so their gradient is rightly zero
+            assert all(np.any(g != 0) for g in variable_grads)
+        # d log p / d emission[t, j] = [tags_t == j] - p(tag_t = j) on valid steps, 0 on padding.
+        valid = (np.arange(tags.shape[1]) < lengths[:, None])[..., None]
+        expected = np.where(valid, np.eye(num_tags)[np.maximum(tags, 0)] - posterior, 0.0)
+        np.testing.assert_allclose(emission_grad, expected, atol=ATOL)

@@ -1,0 +1,78 @@
+"""Trains a tagger, keeping the checkpoint with the best dev score (early stopping).
+
+    python train.py --config experiments/bilstm_crf.json --data_dir DATA --emb_dir embeddings/NAME \
+        --model_dir runs/NAME [--seed N] [--epochs N] [--set key=value ...] [--resume]
+
+The model folder receives config.json, the vocabularies, checkpoints/best (the model to
+use), checkpoints/last (to --resume), history.jsonl (one line per epoch) and logs/ (TensorBoard).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import input as conll
+from config import Config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="JSON file of config keys (e.g. experiments/bilstm_crf.json); defaults otherwise")
+    parser.add_argument("--data_dir", required=True, help="folder with train.txt and dev.txt (CoNLL columns, tag last)")
+    parser.add_argument("--emb_dir", required=True, help="output folder of embvec.py (vocabularies + embeddings)")
+    parser.add_argument("--model_dir", required=True, help="where the model is written (e.g. runs/NAME)")
+    parser.add_argument("--seed", type=int, help="random seed (config key seed); the same seed gives the same model on CPU")
+    parser.add_argument("--epochs", type=int, help="maximum number of epochs (config key epochs)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, value in JSON (e.g. --set lstm_layers=2 --set use_crf=false)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
+    return parser.parse_args(argv)
+
+
+def make_config(args) -> Config:
+    if args.resume:
+        return Config.load(os.path.join(args.model_dir, "config.json"))
+    config = Config.load(args.config) if args.config else Config()
+    config = config.with_overrides(args.set)
+    if args.seed is not None:
+        config = config.replace(seed=args.seed)
+    if args.epochs is not None:
+        config = config.replace(epochs=args.epochs)
+    return config
+
+
+def read_data(data_dir: str) -> tuple[list[conll.Sentence], list[conll.Sentence], str]:
+    splits = []
+    for name in ("train", "dev"):
+        path = os.path.join(data_dir, f"{name}.txt")
+        if not os.path.exists(path):
+            raise SystemExit(f"{path}: not found (--data_dir needs train.txt and dev.txt)")
+        sentences = [s for s in conll.read_conll(path) if not s.docstart]
+        if not sentences:
+            raise SystemExit(f"{path}: no sentences")
+        splits.append(sentences)
+    return splits[0], splits[1], conll.detect_scheme(s.tags for s in splits[1])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        config = make_config(args)
+        train_sentences, dev_sentences, dev_scheme = read_data(args.data_dir)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from None
+    checkpoint_dir = os.path.join(args.model_dir, "checkpoints")
+    if not args.resume and os.path.isdir(checkpoint_dir):
+        raise SystemExit(f"{args.model_dir}: already holds a model; use --resume to continue it or another --model_dir")
+
+    # TensorFlow is imported only now, so --help and argument errors stay fast.
+    from trainer import Trainer
+    trainer = Trainer(config, args.emb_dir, args.model_dir, resume=args.resume)
+    trainer.fit(train_sentences, dev_sentences, dev_scheme)
+
+
+if __name__ == "__main__":
+    main()
