@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny synthetic corpus, a tiny GloVe text file, and a model trained on them."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Small enough to train in seconds; big enough to learn something.
+TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "char_dim=8", "--set", "casing_dim=4",
+               "--set", "feature_columns=[1]", "--set", "feature_dim=4", "--set", "batch_size=16",
+               "--set", "learning_rate=0.01", "--set", "eval_batch_size=64"]
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    subprocess.run([sys.executable, os.path.join(ROOT, "data", "make_sample.py"), "--out", str(out),
+                    "--train", "200", "--dev", "60", "--test", "60"], check=True)
+    return str(out)
+
+
+def write_glove(path, words, dim=8, seed=0):
+    """A GloVe-format text file with seeded random vectors."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for word in words:
+            f.write(word + " " + " ".join(f"{x:.5f}" for x in rng.normal(size=dim)) + "\n")
+
+
+@pytest.fixture(scope="session")
+def emb_dir(corpus_dir, tmp_path_factory):
+    import input as conll
+    from embvec import build
+    words = sorted({w.lower() for s in conll.read_conll(os.path.join(corpus_dir, "train.txt")) for w in s.words})
+    folder = tmp_path_factory.mktemp("emb")
+    glove = str(folder / "glove.txt")
+    write_glove(glove, words[: len(words) * 3 // 4])  # a quarter of train words stay out-of-vocabulary
+    build(corpus_dir, glove, str(folder / "vocab"))
+    return str(folder / "vocab")
+
+
+@pytest.fixture(scope="session")
+def model_dir(corpus_dir, emb_dir, tmp_path_factory):
+    import train
+    folder = str(tmp_path_factory.mktemp("runs") / "tiny")
+    train.main(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", folder, "--epochs", "3",
+                "--seed", "7"] + TINY_CONFIG)
+    return folder

@@ -1,0 +1,39 @@
+import pytest
+
+from config import Config
+
+
+def test_overrides_parse_json_and_keep_types():
+    config = Config().with_overrides(["lstm_units=64", "use_crf=false", "feature_columns=[1, 2]",
+                                      "learning_rate=1", "encoder=bilstm"])
+    assert config.lstm_units == 64 and config.use_crf is False and config.feature_columns == [1, 2]
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("nope=1", "unknown config key"),
+    ("lstm_units", "expected key=value"),
+    ("lstm_units=abc", "expected a int"),
+    ("encoder=lstm", "expected one of"),
+    ("dropout=1.5", "0 <= dropout < 1"),
+    ("feature_columns=[0]", "column numbers >= 1"),
+])
+def test_bad_overrides_name_the_problem(assignment, message):
+    with pytest.raises(ValueError, match=message):
+        Config().with_overrides([assignment])
+
+
+def test_save_load_round_trip(tmp_path):
+    config = Config(lstm_layers=2, feature_columns=[1])
+    config.save(str(tmp_path / "config.json"))
+    assert Config.load(str(tmp_path / "config.json")) == config
+    assert not (tmp_path / "config.json.tmp").exists()
+
+
+def test_load_reports_file_and_line(tmp_path):
+    (tmp_path / "bad.json").write_text('{\n  "lstm_units": 3,\n  oops\n}')
+    with pytest.raises(ValueError, match=r"bad.json:3: invalid JSON"):
+        Config.load(str(tmp_path / "bad.json"))
+    (tmp_path / "unknown.json").write_text('{"lstm_unit": 3}')
+    with pytest.raises(ValueError, match="unknown config key.*lstm_unit"):
+        Config.load(str(tmp_path / "unknown.json"))
