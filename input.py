@@ -6,7 +6,6 @@ TensorFlow, and only when called.
 
 from __future__ import annotations
 
-import random
 import re
 import string
 import sys
@@ -394,25 +393,21 @@ def make_dataset(sentences: Sequence[Sentence], feature_columns: Sequence[int], 
     """
     import tensorflow as tf  # only the batching needs TensorFlow
 
-    order = list(range(len(sentences)))
-    if shuffle_seed is not None:
-        random.Random(shuffle_seed).shuffle(order)
-    num_features = len(feature_columns)
+    lengths = [len(sentence) for sentence in sentences]
 
-    def examples():
-        for i in order:
-            sentence = sentences[i]
-            example = {"words": np.array(sentence.words, dtype=object),
-                       "features": np.array([[token[c] for c in feature_columns] for token in sentence.columns],
-                                            dtype=object).reshape(len(sentence), num_features)}
-            if tag_scheme is not None:
-                example["tags"] = np.array(convert_tags(sentence.tags, *tag_scheme), dtype=object)
-            yield example
+    def ragged(flat_values, inner_shape=()):
+        values = tf.constant(np.array(flat_values, dtype=object).reshape((sum(lengths),) + inner_shape), tf.string)
+        return tf.RaggedTensor.from_row_lengths(values, tf.constant(lengths, tf.int64))
 
-    signature = {"words": tf.TensorSpec([None], tf.string), "features": tf.TensorSpec([None, num_features], tf.string)}
+    # Whole columns become tensors at once: no Python runs per sentence while batching.
+    columns = {"words": ragged([w for s in sentences for w in s.words]),
+               "features": ragged([[token[c] for c in feature_columns] for s in sentences for token in s.columns],
+                                  (len(feature_columns),))}
     if tag_scheme is not None:
-        signature["tags"] = tf.TensorSpec([None], tf.string)
-    dataset = tf.data.Dataset.from_generator(examples, output_signature=signature)
+        columns["tags"] = ragged([t for s in sentences for t in convert_tags(s.tags, *tag_scheme)])
+    dataset = tf.data.Dataset.from_tensor_slices(columns)
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(sentences), seed=shuffle_seed)
     dataset = dataset.map(lambda example: {**example, "lengths": tf.shape(example["words"])[0]})
     padding = {key: tf.constant("" if key != "lengths" else 0, spec.dtype)
                for key, spec in dataset.element_spec.items()}

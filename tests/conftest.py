@@ -11,7 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Small enough to train in seconds; big enough to learn something.
 TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "char_dim=8", "--set", "casing_dim=4",
-               "--set", "feature_columns=[1]", "--set", "feature_dim=4", "--set", "batch_size=16",
+               "--set", "feature_dim=4", "--set", "batch_size=16",
                "--set", "learning_rate=0.01", "--set", "eval_batch_size=64"]
 
 
@@ -43,10 +43,21 @@ def emb_dir(corpus_dir, tmp_path_factory):
     return str(folder / "vocab")
 
 
+def train_tiny(corpus_dir, emb_dir, folder, *overrides):
+    import train
+    train.main(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", folder, "--epochs", "3",
+                "--seed", "7"] + TINY_CONFIG + list(overrides))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def model_dir(corpus_dir, emb_dir, tmp_path_factory):
-    import train
-    folder = str(tmp_path_factory.mktemp("runs") / "tiny")
-    train.main(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", folder, "--epochs", "3",
-                "--seed", "7"] + TINY_CONFIG)
-    return folder
+    """Words only, so it can tag raw text."""
+    return train_tiny(corpus_dir, emb_dir, str(tmp_path_factory.mktemp("runs") / "tiny"))
+
+
+@pytest.fixture(scope="session")
+def feature_model_dir(corpus_dir, emb_dir, tmp_path_factory):
+    """Also reads the POS and chunk columns."""
+    return train_tiny(corpus_dir, emb_dir, str(tmp_path_factory.mktemp("runs") / "tiny_features"),
+                      "--set", "feature_columns=[1, 2]")
