@@ -36,7 +36,7 @@ def tag_sentences(model: Tagger, sentences: list[conll.Sentence], scheme: str, b
     dataset = conll.make_dataset([sentences[i] for i in order], model.config.feature_columns, batch_size)
     results: list = [None] * len(sentences)
     position = 0
-    with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True, leave=False) as bar:
         for batch in dataset:
             output = model.predict(batch["words"], batch["lengths"], batch["features"])
             tags, confidence = output["tags"].numpy(), output["confidence"].numpy()

@@ -1,0 +1,84 @@
+"""Trains a configuration on CoNLL-2003 for one or more seeds and records conlleval dev and
+test F1 and seconds per epoch in experiments/results.json (then RESULTS.md).
+
+    python experiments/benchmark_conll.py --config experiments/bilstm_crf.json --seeds 1 2 3
+
+Each seed is a separate train.py run into runs/bench/NAME-seedN; results accumulate, so
+seeds can run in separate sessions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import results  # noqa: E402
+from etc import conlleval  # noqa: E402
+
+
+def run(command: list[str], **kwargs):
+    print("+ " + shlex.join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True, cwd=ROOT, **kwargs)
+
+
+def conlleval_f1(pred_path: str) -> float:
+    with open(pred_path, encoding="utf-8") as f:
+        counts = conlleval.evaluate(f)
+    return round(conlleval.metrics(counts)[2], 2)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="experiments/bilstm_crf.json", help="configuration to train")
+    parser.add_argument("--data_dir", default="../shared/data/conll2003", help="CoNLL-2003 folder")
+    parser.add_argument("--emb", default="glove-6b-50d", help="embvec.py --emb (default glove-6b-50d)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds to run, one training each")
+    parser.add_argument("--name", help="result name (default: the config file's name)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed on to train.py")
+    args = parser.parse_args(argv)
+    name = args.name or os.path.splitext(os.path.basename(args.config))[0]
+    python = sys.executable
+    emb_dir = os.path.join("embeddings", f"conll2003-{args.emb.replace('/', '_')}")
+    if not os.path.exists(os.path.join(ROOT, emb_dir, "meta.json")):
+        run([python, "embvec.py", "--data_dir", args.data_dir, "--emb", args.emb, "--out", emb_dir])
+    overrides = [x for assignment in args.set for x in ("--set", assignment)]
+    for seed in args.seeds:
+        model_dir = os.path.join("runs", "bench", f"{name}-seed{seed}")
+        train_command = [python, "train.py", "--config", args.config, "--data_dir", args.data_dir,
+                         "--emb_dir", emb_dir, "--model_dir", model_dir, "--seed", str(seed)] + overrides
+        run(train_command)
+        scores = {}
+        for split in ("dev", "test"):
+            pred = os.path.join(ROOT, model_dir, f"{split}.pred.txt")
+            run([python, "inference.py", "--model_dir", model_dir, "--input",
+                 os.path.join(args.data_dir, f"{split}.txt"), "--output", pred])
+            scores[split] = conlleval_f1(pred)
+        with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
+            history = [json.loads(line) for line in f]
+        best = max(h["epoch"] for h in history if h["best"])
+        seconds = statistics.median(h["train_seconds"] for h in history)
+        to_best = round(sum(h["train_seconds"] for h in history[:best]))
+        command = (f"python experiments/benchmark_conll.py --config {args.config} --seeds {seed}"
+                   + "".join(f" --set {a}" for a in args.set))
+        data = os.path.basename(os.path.normpath(args.data_dir))
+        common = {"seed": seed, "best_epoch": best, "epochs": len(history)}
+        results.record(name, args.config, data, "test_f1", {**common, "value": scores["test"]}, "conlleval F1", command)
+        results.record(name, args.config, data, "dev_f1", {**common, "value": scores["dev"]}, "conlleval F1", command)
+        results.record(name, args.config, data, "train_s_per_epoch",
+                       {**common, "value": round(seconds, 1), "train_s_to_best": to_best}, "s (median)", command)
+        print(f"{name} seed {seed}: dev F1 {scores['dev']}, test F1 {scores['test']}, {seconds:.1f} s/epoch, "
+              f"best epoch {best}", file=sys.stderr)
+    results.render()
+
+
+if __name__ == "__main__":
+    main()
