@@ -1,4 +1,9 @@
-"""Multi-layer bidirectional LSTM on TensorFlow's fused CPU kernel (tf.raw_ops.BlockLSTMV2).
+"""Multi-layer bidirectional LSTM on TensorFlow's fused CPU kernel (tf.raw_ops.BlockLSTM).
+
+BlockLSTM, not BlockLSTMV2: measured on TF 2.21, BlockLSTMV2's forward pass uses gate order
+i, f, c, o but its registered gradient does not match it (off by up to 0.6 against finite
+differences), so models trained with it learn slowly and badly; BlockLSTM's gradient matches
+(tests/test_layers.py checks both the forward pass and the gradient).
 
 The backward direction runs the same kernel on each sentence reversed within its own length
 (tf.reverse_sequence), so padding after a sentence never reaches its states.
@@ -7,24 +12,26 @@ import tensorflow as tf
 
 from layers.initializers import glorot_uniform
 
+FORGET_BIAS = 1.0  # eases early training: the cell keeps its state until it learns to forget
+
 
 class LSTMDirection(tf.Module):
     def __init__(self, input_dim: int, units: int, name: str):
         super().__init__(name=name)
         self.units = units
         self.kernel = tf.Variable(glorot_uniform([input_dim + units, 4 * units], input_dim + units, units), name="kernel")
-        # BlockLSTMV2 gate order is input, cell, forget, output; a forget bias of 1 eases early training.
-        self.bias = tf.Variable(tf.concat([tf.zeros([2 * units]), tf.ones([units]), tf.zeros([units])], 0), name="bias")
+        # Gate blocks in the order input, cell, forget, output; the kernel adds FORGET_BIAS to the forget gate.
+        self.bias = tf.Variable(tf.zeros([4 * units]), name="bias")
 
     def __call__(self, x_time_major: tf.Tensor) -> tf.Tensor:
         """x [T, B, D] -> hidden states [T, B, units]."""
         batch = tf.shape(x_time_major)[1]
         zeros = tf.zeros([batch, self.units])
         no_peephole = tf.zeros([self.units])
-        outputs = tf.raw_ops.BlockLSTMV2(
+        outputs = tf.raw_ops.BlockLSTM(
             seq_len_max=tf.cast(tf.shape(x_time_major)[0], tf.int64), x=x_time_major, cs_prev=zeros, h_prev=zeros,
             w=self.kernel, wci=no_peephole, wcf=no_peephole, wco=no_peephole, b=self.bias,
-            cell_clip=0.0, use_peephole=False)
+            forget_bias=FORGET_BIAS, cell_clip=-1.0, use_peephole=False)  # a negative clip means none
         return outputs[6]
 
 

@@ -67,3 +67,41 @@ def test_softmax_head_likelihood_and_decode():
     assert head.log_likelihood(emissions, tags, tf.constant([2])).numpy()[0] == pytest.approx(expected, rel=1e-6)
     decoded, _ = head.decode(emissions, tf.constant([2]))
     assert decoded.numpy().tolist() == [[1, 2, 0]]
+
+
+def reference_lstm(x, kernel, bias, forget_bias):
+    """Step-by-step LSTM in numpy, gate blocks ordered input, cell, forget, output."""
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))
+    h = c = np.zeros((x.shape[1], kernel.shape[1] // 4))
+    outputs = []
+    for x_t in x:
+        i, g, f, o = np.split(np.concatenate([x_t, h], 1) @ kernel + bias, 4, axis=1)
+        c = sigmoid(f + forget_bias) * c + sigmoid(i) * np.tanh(g)
+        h = sigmoid(o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs)
+
+
+def test_lstm_direction_matches_reference_and_its_gradient_matches_finite_differences():
+    from layers.bilstm import FORGET_BIAS, LSTMDirection
+    tf.random.set_seed(0)
+    lstm = LSTMDirection(input_dim=3, units=4, name="lstm")
+    lstm.bias.assign(tf.random.normal([16]) * 0.3)
+    x = tf.random.normal([5, 2, 3])
+    np.testing.assert_allclose(lstm(x).numpy(), reference_lstm(x.numpy(), lstm.kernel.numpy(), lstm.bias.numpy(),
+                                                               FORGET_BIAS), atol=1e-5)
+
+    def loss(kernel):
+        lstm.kernel.assign(kernel)
+        return float(tf.reduce_sum(lstm(x) ** 2))
+    kernel = lstm.kernel.numpy()
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(lstm(x) ** 2)
+    analytic = tape.gradient(value, lstm.kernel).numpy()
+    numeric = np.zeros_like(kernel)
+    eps = 1e-2
+    for index in np.ndindex(*kernel.shape):
+        step = np.zeros_like(kernel)
+        step[index] = eps
+        numeric[index] = (loss(kernel + step) - loss(kernel - step)) / (2 * eps)
+    np.testing.assert_allclose(analytic, numeric, atol=2e-3)
