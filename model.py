@@ -34,8 +34,8 @@ class Tagger(tf.Module):
     def __init__(self, config: Config, vocab: Vocabulary, name: str = "tagger"):
         super().__init__(name=name)
         self.config = config
-        self.tag_names = conll.tag_names(vocab.entity_types, config.tag_scheme)
-        self.featurizer = Featurizer(vocab, self.tag_names, config.feature_columns, config.max_word_length)
+        self.featurizer = Featurizer(vocab, config.tag_scheme, config.feature_columns, config.max_word_length)
+        self.tag_names = self.featurizer.tag_names
         self.word_embedding = WordEmbedding(vocab.embeddings(), vocab.meta["num_oov"], config.word_emb_trainable,
                                             config.oov_vectors == "trained")
         self.char_cnn = CharCNN(len(vocab.chars) + RESERVED, config.char_dim, config.char_filters, config.char_kernel)
@@ -75,10 +75,10 @@ class Tagger(tf.Module):
 
     @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
     def predict(self, words, lengths, features):
-        """-> tags [B, T] (strings, training scheme; '' past each length) and the tag's probability."""
+        """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability."""
         emissions = self.emissions(words, lengths, features, training=False)
         ids, _ = self.head.decode(emissions, lengths)
         confidence = tf.gather(self.head.marginals(emissions, lengths), ids, batch_dims=2)
         mask = tf.sequence_mask(lengths, tf.shape(words)[1])
-        return {"tags": tf.where(mask, self.featurizer.tag_strings(ids), ""),
+        return {"tags": tf.where(mask, self.featurizer.iob2_tags(ids), ""),
                 "confidence": tf.where(mask, confidence, 0.0)}

@@ -42,7 +42,7 @@ def tag_sentences(model: Tagger, sentences: list[conll.Sentence], scheme: str, b
             tags, confidence = output["tags"].numpy(), output["confidence"].numpy()
             for row, length in enumerate(batch["lengths"].numpy()):
                 predicted = [t.decode() for t in tags[row, :length]]
-                predicted = conll.convert_tags(predicted, model.config.tag_scheme, scheme)
+                predicted = conll.convert_tags(predicted, "iob2", scheme)
                 results[order[position]] = (predicted, confidence[row, :length])
                 position += 1
             bar.update(len(tags))

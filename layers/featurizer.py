@@ -1,10 +1,12 @@
-"""Strings -> ids inside the graph: words, characters, feature columns, word shapes, tags.
+"""Strings -> ids inside the graph: words, characters, feature columns, word shapes, tags;
+and decoded tag ids -> IOB2 tag strings, whatever scheme the model was trained in.
 
 The vocabularies are constants of the graph (tf_ner's way), so a trained, exported or frozen
 model takes words and returns tags and no caller re-implements the id mapping.
 """
 import tensorflow as tf
 
+import input as conll
 from embvec import RESERVED, Vocabulary
 
 # Word shapes for the casing feature; lowercased word vectors lose what these keep.
@@ -19,7 +21,7 @@ def _table(keys: list[str], first_id: int) -> tf.lookup.StaticHashTable:
 
 
 class Featurizer(tf.Module):
-    def __init__(self, vocab: Vocabulary, tag_names: list[str], feature_columns: list[int], max_word_length: int,
+    def __init__(self, vocab: Vocabulary, tag_scheme: str, feature_columns: list[int], max_word_length: int,
                  name: str = "featurizer"):
         super().__init__(name=name)
         self.lowercase = bool(vocab.meta["lowercase"])
@@ -27,11 +29,24 @@ class Featurizer(tf.Module):
         self.word_table = _table(vocab.words, RESERVED)
         self.char_table = _table(vocab.chars, RESERVED)
         self.column_tables = [_table(vocab.columns[c], RESERVED) for c in feature_columns]
+        self.tag_scheme = tag_scheme
+        self.tag_names = conll.tag_names(vocab.entity_types, tag_scheme)
         # Tags have no padding/unknown rows: an unknown tag reads as O (id 0).
         self.tag_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(tag_names), tf.range(len(tag_names), dtype=tf.int32)),
+            tf.lookup.KeyValueTensorInitializer(tf.constant(self.tag_names),
+                                                tf.range(len(self.tag_names), dtype=tf.int32)),
             default_value=0)
-        self.tag_names = tf.constant(tag_names)
+        # Output is IOB2: per model tag, its IOB2 id (S- -> B-, E- -> I-), its type (0 for O) and,
+        # for IOB1 models, the B- id that an I- tag becomes when it opens a chunk.
+        iob2_names = conll.tag_names(vocab.entity_types, "iob2")
+        kinds = [None] + list(vocab.entity_types)
+        kind_of = [kinds.index(name[2:]) if name != "O" else 0 for name in self.tag_names]
+        prefix_of = {"B": "B", "S": "B", "I": "I", "E": "I"}
+        self.iob2_names = tf.constant(iob2_names)
+        self.iob2_ids = tf.constant([0 if name == "O" else iob2_names.index(f"{prefix_of[name[0]]}-{name[2:]}")
+                                     for name in self.tag_names])
+        self.kind_ids = tf.constant(kind_of)
+        self.chunk_start_ids = tf.constant([0 if k == 0 else iob2_names.index(f"B-{kinds[k]}") for k in kind_of])
 
     def word_ids(self, words: tf.Tensor) -> tf.Tensor:
         return self.word_table.lookup(tf.strings.lower(words, encoding="utf-8") if self.lowercase else words)
@@ -58,5 +73,12 @@ class Featurizer(tf.Module):
     def tag_ids(self, tags: tf.Tensor) -> tf.Tensor:
         return self.tag_table.lookup(tags)
 
-    def tag_strings(self, ids: tf.Tensor) -> tf.Tensor:
-        return tf.gather(self.tag_names, ids)
+    def iob2_tags(self, ids: tf.Tensor) -> tf.Tensor:
+        """Decoded model tag ids [B, T] -> IOB2 tag strings."""
+        iob2 = tf.gather(self.iob2_ids, ids)
+        if self.tag_scheme == "iob1":
+            kinds = tf.gather(self.kind_ids, ids)
+            previous = tf.pad(kinds[:, :-1], [[0, 0], [1, 0]])
+            opens = (kinds > 0) & tf.not_equal(kinds, previous)
+            iob2 = tf.where(opens, tf.gather(self.chunk_start_ids, ids), iob2)
+        return tf.gather(self.iob2_names, iob2)
