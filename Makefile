@@ -1,11 +1,12 @@
 # make demo: train on the synthetic sample corpus and tag a few sentences.
 # make test: the test suite. Both create .venv and install requirements.txt when needed.
+# make serving: export and freeze runs/demo (after make demo), build the C++ runner, tag with it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test clean
+.PHONY: demo test serving clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,5 +25,13 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
+serving: $(VENV)/.installed
+	$(PY) export.py --model_dir runs/demo
+	$(PY) freeze.py --model_dir runs/demo
+	cmake -S inference/cc -B build/cc
+	cmake --build build/cc
+	build/cc/tagger runs/demo/frozen < data/sample/test.txt > runs/demo/pred_cc.txt
+	$(PY) etc/conlleval.py < runs/demo/pred_cc.txt
+
 clean:
-	rm -rf runs/demo embeddings/sample
+	rm -rf runs/demo embeddings/sample build/cc

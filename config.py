@@ -10,7 +10,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
-ENCODERS = ("bilstm",)
+ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha")
+TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
 EMB_CLASSES = ("glove",)
 METRICS = ("token_f1", "chunk_f1")
 TAG_SCHEMES = ("iob1", "iob2", "iobes")
@@ -29,11 +30,24 @@ class Config:
     feature_columns: list = field(default_factory=list)  # middle CoNLL columns used as features, e.g. [1, 2]
     feature_dim: int = 16
     casing_dim: int = 0                # >0 adds an embedding of the word's shape (Xxx, XXX, xxx, 0.0, ...)
+    highway_layers: int = 0            # highway layers on the concatenated features, before the encoder
     dropout: float = 0.5
+    word_dropout: float = 0.0          # in training, each word is read as unknown with this probability
     # Encoder and head
     encoder: str = "bilstm"
     lstm_units: int = 200
     lstm_layers: int = 1
+    transformer_layers: int = 2        # transformer and bilstm+transformer
+    transformer_heads: int = 4
+    transformer_units: int = 128       # model width; a multiple of transformer_heads
+    transformer_ffn_units: int = 256
+    transformer_kernel: int = 3        # width of the feed-forward convolution over time
+    transformer_dropout: float = 0.1   # on the positions' sum and each residual branch
+    attention_dropout: float = 0.1     # on the attention weights (transformer, bilstm+mha)
+    qrnn_units: int = 200              # per direction
+    qrnn_layers: int = 2
+    qrnn_kernel: int = 2               # width of the causal convolution over time
+    mha_heads: int = 4                 # bilstm+mha; must divide 2 * lstm_units
     use_crf: bool = True
     crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
     tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's
@@ -59,12 +73,24 @@ class Config:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"config dropout={self.dropout}: expected 0 <= dropout < 1")
+        for key in ("dropout", "word_dropout", "transformer_dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"config {key}={getattr(self, key)}: expected 0 <= {key} < 1")
         for key in ("batch_size", "eval_batch_size", "epochs", "lstm_units", "lstm_layers", "char_kernel",
-                    "max_word_length", "lr_decay_steps"):
+                    "max_word_length", "lr_decay_steps", "transformer_layers", "transformer_heads",
+                    "transformer_units", "transformer_ffn_units", "transformer_kernel", "qrnn_units",
+                    "qrnn_layers", "qrnn_kernel", "mha_heads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"config {key}={getattr(self, key)}: expected a positive integer")
+        if self.highway_layers < 0:
+            raise ValueError(f"config highway_layers={self.highway_layers}: expected 0 or more")
+        # Attention splits its width evenly between heads; checked only for the encoder in use.
+        if self.encoder in TRANSFORMER_ENCODERS and self.transformer_units % self.transformer_heads:
+            raise ValueError(f"config transformer_units={self.transformer_units}: expected a multiple of "
+                             f"transformer_heads={self.transformer_heads}")
+        if self.encoder == "bilstm+mha" and 2 * self.lstm_units % self.mha_heads:
+            raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of 2 * lstm_units="
+                             f"{2 * self.lstm_units} (the BiLSTM's output width)")
         if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
             raise ValueError(f"config feature_columns={self.feature_columns}: expected column numbers >= 1 "
                              "(0 is the word, the last column the tag)")

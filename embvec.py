@@ -25,6 +25,7 @@ import input as conll
 
 PAD, UNK = "<pad>", "<unk>"
 RESERVED = 2  # rows/ids 0 and 1 of every vocabulary are padding and unknown
+UNKNOWN_ID = 1
 GLOVE_PACKAGE = "glove-6b-50d"
 
 

@@ -95,7 +95,8 @@ def write_output(path: str, text: str):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True, help="a model folder written by train.py")
+    parser.add_argument("--model_dir", required=True,
+                        help="a model folder written by train.py, or its export/ or frozen/ folder")
     parser.add_argument("--input", required=True, help="input file, or - for stdin")
     parser.add_argument("--format", choices=("conll", "text"), default="conll", help="input format (default conll)")
     parser.add_argument("--output", default="-", help="output file, or - for stdout (default)")

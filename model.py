@@ -9,24 +9,49 @@ import tensorflow as tf
 
 import input as conll
 from config import Config
-from embvec import RESERVED, Vocabulary
+from embvec import RESERVED, UNKNOWN_ID, Vocabulary
 from layers.bilstm import BiLSTM
 from layers.char_cnn import CharCNN
 from layers.crf import CRF
 from layers.dense import Dense
 from layers.embedding import Embedding, WordEmbedding
 from layers.featurizer import SHAPE_PATTERNS, Featurizer
+from layers.highway import Highway
+from layers.qrnn import QRNN
 from layers.softmax import SoftmaxHead
+from layers.stacked import ResidualSelfAttention, Stacked
+from layers.transformer import Transformer
 
 WORDS = tf.TensorSpec([None, None], tf.string, name="words")
 LENGTHS = tf.TensorSpec([None], tf.int32, name="lengths")
 FEATURES = tf.TensorSpec([None, None, None], tf.string, name="features")
 TAGS = tf.TensorSpec([None, None], tf.string, name="tags")
+# Padded batch size (sentences x time) up to which predict takes the CRF's marginals_parallel.
+PARALLEL_MARGINALS_MAX_TOKENS = 512
+
+
+def build_transformer(config: Config, input_dim: int, add_positions: bool) -> Transformer:
+    return Transformer(input_dim, units=config.transformer_units, layers=config.transformer_layers,
+                       heads=config.transformer_heads, ffn_units=config.transformer_ffn_units,
+                       kernel=config.transformer_kernel, dropout=config.transformer_dropout,
+                       attention_dropout=config.attention_dropout, add_positions=add_positions)
 
 
 def build_encoder(config: Config, input_dim: int) -> tf.Module:
+    if config.encoder == "transformer":
+        return build_transformer(config, input_dim, add_positions=True)
+    if config.encoder == "qrnn":
+        return QRNN(input_dim, units=config.qrnn_units, layers=config.qrnn_layers, width=config.qrnn_kernel,
+                    dropout=config.dropout)
+    # The others start with a BiLSTM.
+    bilstm = BiLSTM(input_dim, config.lstm_units, config.lstm_layers, config.dropout)
     if config.encoder == "bilstm":
-        return BiLSTM(input_dim, config.lstm_units, config.lstm_layers, config.dropout)
+        return bilstm
+    if config.encoder == "bilstm+transformer":
+        # The BiLSTM's output already encodes word order: no positions added.
+        return Stacked([bilstm, build_transformer(config, bilstm.output_dim, add_positions=False)])
+    if config.encoder == "bilstm+mha":
+        return Stacked([bilstm, ResidualSelfAttention(bilstm.output_dim, config.mha_heads, config.attention_dropout)])
     raise ValueError(f"encoder {config.encoder!r} is not implemented")
 
 
@@ -45,6 +70,7 @@ class Tagger(tf.Module):
                                 if config.casing_dim > 0 else None)
         input_dim = (vocab.meta["dim"] + self.char_cnn.output_dim + config.feature_dim * len(config.feature_columns)
                      + config.casing_dim)
+        self.highway = Highway(input_dim, config.highway_layers) if config.highway_layers > 0 else None
         self.encoder = build_encoder(config, input_dim)
         self.projection = Dense(self.encoder.output_dim, len(self.tag_names), name="projection")
         if config.use_crf:
@@ -56,11 +82,18 @@ class Tagger(tf.Module):
     def emissions(self, words, lengths, features, training: bool):
         """Per-token tag scores [B, T, num_tags]."""
         featurizer = self.featurizer
-        parts = [self.word_embedding(featurizer.word_ids(words)), self.char_cnn(featurizer.char_ids(words))]
+        word_ids = featurizer.word_ids(words)
+        if training and self.config.word_dropout > 0:
+            # Teaches the model to tag words it has no vector for from their characters and context.
+            dropped = tf.random.uniform(tf.shape(word_ids)) < self.config.word_dropout
+            word_ids = tf.where(dropped & (word_ids > 0), UNKNOWN_ID, word_ids)
+        parts = [self.word_embedding(word_ids), self.char_cnn(featurizer.char_ids(words))]
         parts += [embed(ids) for embed, ids in zip(self.column_embeddings, featurizer.column_ids(features))]
         if self.shape_embedding is not None:
             parts.append(self.shape_embedding(featurizer.shape_ids(words)))
         x = tf.concat(parts, axis=-1)
+        if self.highway is not None:
+            x = self.highway(x)
         if training and self.config.dropout > 0:
             x = tf.nn.dropout(x, self.config.dropout)
         h = self.encoder(x, lengths, training)
@@ -78,7 +111,27 @@ class Tagger(tf.Module):
         """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability."""
         emissions = self.emissions(words, lengths, features, training=False)
         ids, _ = self.head.decode(emissions, lengths)
-        confidence = tf.gather(self.head.marginals(emissions, lengths), ids, batch_dims=2)
+        if isinstance(self.head, CRF):
+            # A sentence or a few: O(log T) loop steps beat O(T) ones; big batches: less arithmetic.
+            marginals = tf.cond(tf.size(words) <= PARALLEL_MARGINALS_MAX_TOKENS,
+                                lambda: self.head.marginals_parallel(emissions, lengths),
+                                lambda: self.head.marginals(emissions, lengths))
+        else:
+            marginals = self.head.marginals(emissions, lengths)
+        confidence = tf.gather(marginals, ids, batch_dims=2)
         mask = tf.sequence_mask(lengths, tf.shape(words)[1])
         return {"tags": tf.where(mask, self.featurizer.iob2_tags(ids), ""),
                 "confidence": tf.where(mask, confidence, 0.0)}
+
+    def serving_function(self):
+        """predict as a concrete function for export and freezing; its inputs are words and lengths,
+        plus features only when the config reads feature columns (no caller feeds an unused input)."""
+        if self.config.feature_columns:
+            return self.predict.get_concrete_function()
+
+        @tf.function(input_signature=[WORDS, LENGTHS])
+        def predict_words(words, lengths):
+            no_features = tf.fill(tf.concat([tf.shape(words), [0]], axis=0), "")
+            return self.predict(words, lengths, no_features)
+
+        return predict_words.get_concrete_function()

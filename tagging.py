@@ -9,6 +9,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import input as conll
+import serving
 from config import Config
 from embvec import load_vocabulary
 from model import Tagger
@@ -16,7 +17,19 @@ from model import Tagger
 BEST_CHECKPOINTS = os.path.join("checkpoints", "best")
 
 
-def load_model(model_dir: str) -> Tagger:
+def load_model(folder: str):
+    """A model folder (its best checkpoint), its export folder or its frozen folder: each gives an
+    object with `config` and `predict(words, lengths, features)` and the same predictions."""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: model folder not found")
+    if os.path.exists(os.path.join(folder, "saved_model.pb")):
+        return serving.ExportedTagger(folder)
+    if os.path.exists(os.path.join(folder, serving.MANIFEST)):
+        return serving.FrozenTagger(folder)
+    return load_checkpoint(folder)
+
+
+def load_checkpoint(model_dir: str) -> Tagger:
     """Builds the model from the folder's config and vocabularies and restores its best checkpoint."""
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"{model_dir}: model folder not found")
@@ -28,7 +41,7 @@ def load_model(model_dir: str) -> Tagger:
     return model
 
 
-def tag_sentences(model: Tagger, sentences: list[conll.Sentence], scheme: str, batch_size: int,
+def tag_sentences(model, sentences: list[conll.Sentence], scheme: str, batch_size: int,
                   progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
     """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
     sorted by length, so padding stays small, and the results come back in input order."""
@@ -39,7 +52,7 @@ def tag_sentences(model: Tagger, sentences: list[conll.Sentence], scheme: str, b
     with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True, leave=False) as bar:
         for batch in dataset:
             output = model.predict(batch["words"], batch["lengths"], batch["features"])
-            tags, confidence = output["tags"].numpy(), output["confidence"].numpy()
+            tags, confidence = np.asarray(output["tags"]), np.asarray(output["confidence"])
             for row, length in enumerate(batch["lengths"].numpy()):
                 predicted = [t.decode() for t in tags[row, :length]]
                 predicted = conll.convert_tags(predicted, "iob2", scheme)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import platform
@@ -35,7 +36,14 @@ def load() -> list[dict]:
 
 def record(name: str, config: str, data: str, metric: str, run: dict, unit: str, command: str):
     """Adds one run (e.g. {"seed": 1, "value": 90.9}) to the entry (name, metric), replacing a run
-    with the same seed, and recomputes mean and std. Written atomically."""
+    with the same seed, and recomputes mean and std. Written atomically, under a lock so that
+    benchmark runs finishing together do not lose each other's figures."""
+    with open(RESULTS_JSON + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _record(name, config, data, metric, run, unit, command)
+
+
+def _record(name, config, data, metric, run, unit, command):
     entries = load()
     entry = next((e for e in entries if e["name"] == name and e["metric"] == metric), None)
     if entry is None:

@@ -7,7 +7,7 @@ model takes words and returns tags and no caller re-implements the id mapping.
 import tensorflow as tf
 
 import input as conll
-from embvec import RESERVED, Vocabulary
+from embvec import RESERVED, UNKNOWN_ID, Vocabulary
 
 # Word shapes for the casing feature; lowercased word vectors lose what these keep.
 SHAPE_PATTERNS = ("[a-z]+", "[A-Z]+", "[A-Z][a-z]+", ".*[0-9].*", ".*[A-Za-z].*")
@@ -17,7 +17,7 @@ def _table(keys: list[str], first_id: int) -> tf.lookup.StaticHashTable:
     """keys[i] -> first_id + i; '' (padding) -> 0; anything else -> 1 (unknown)."""
     initializer = tf.lookup.KeyValueTensorInitializer(
         tf.constant([""] + list(keys)), tf.constant([0] + list(range(first_id, first_id + len(keys))), tf.int32))
-    return tf.lookup.StaticHashTable(initializer, default_value=1)
+    return tf.lookup.StaticHashTable(initializer, default_value=UNKNOWN_ID)
 
 
 class Featurizer(tf.Module):

@@ -12,7 +12,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Small enough to train in seconds; big enough to learn something.
 TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "char_dim=8", "--set", "casing_dim=4",
                "--set", "feature_dim=4", "--set", "batch_size=16",
-               "--set", "learning_rate=0.01", "--set", "eval_batch_size=64"]
+               "--set", "learning_rate=0.01", "--set", "eval_batch_size=64",
+               # The other encoders' sizes, used with --set encoder=...
+               "--set", "transformer_units=16", "--set", "transformer_heads=2", "--set", "transformer_ffn_units=32",
+               "--set", "transformer_layers=1", "--set", "qrnn_units=16", "--set", "qrnn_layers=1",
+               "--set", "mha_heads=2"]
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +65,19 @@ def feature_model_dir(corpus_dir, emb_dir, tmp_path_factory):
     """Also reads the POS and chunk columns."""
     return train_tiny(corpus_dir, emb_dir, str(tmp_path_factory.mktemp("runs") / "tiny_features"),
                       "--set", "feature_columns=[1, 2]")
+
+
+@pytest.fixture(scope="session")
+def frozen_dir(model_dir, tmp_path_factory):
+    import freeze
+    out = str(tmp_path_factory.mktemp("frozen") / "tiny")
+    freeze.main(["--model_dir", model_dir, "--out", out])
+    return out
+
+
+@pytest.fixture(scope="session")
+def frozen_feature_dir(feature_model_dir, tmp_path_factory):
+    import freeze
+    out = str(tmp_path_factory.mktemp("frozen") / "tiny_features")
+    freeze.main(["--model_dir", feature_model_dir, "--out", out])
+    return out

@@ -17,10 +17,21 @@ def test_overrides_parse_json_and_keep_types():
     ("encoder=lstm", "expected one of"),
     ("dropout=1.5", "0 <= dropout < 1"),
     ("feature_columns=[0]", "column numbers >= 1"),
+    ("attention_dropout=1", "0 <= attention_dropout < 1"),
+    ("qrnn_kernel=0", "expected a positive integer"),
+    ("highway_layers=-1", "expected 0 or more"),
 ])
 def test_bad_overrides_name_the_problem(assignment, message):
     with pytest.raises(ValueError, match=message):
         Config().with_overrides([assignment])
+
+
+def test_attention_heads_must_divide_the_width_of_the_encoder_in_use():
+    with pytest.raises(ValueError, match="multiple of transformer_heads=3"):
+        Config(encoder="bilstm+transformer", transformer_heads=3)
+    with pytest.raises(ValueError, match=r"mha_heads=4: expected a divisor of 2 \* lstm_units=10"):
+        Config(encoder="bilstm+mha", lstm_units=5)
+    Config(encoder="qrnn", transformer_heads=3, lstm_units=5)  # keys of other encoders are not checked
 
 
 def test_save_load_round_trip(tmp_path):

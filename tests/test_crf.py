@@ -162,3 +162,21 @@ def test_tf_function_and_gradients():
         valid = (np.arange(tags.shape[1]) < lengths[:, None])[..., None]
         expected = np.where(valid, np.eye(num_tags)[np.maximum(tags, 0)] - posterior, 0.0)
         np.testing.assert_allclose(emission_grad, expected, atol=ATOL)
+
+
+@pytest.mark.parametrize("num_tags,constrained,seed", CASES)
+def test_marginals_parallel_matches_brute_force_and_marginals(num_tags, constrained, seed):
+    rng = np.random.default_rng(seed)
+    crf, constraints = make_crf(rng, num_tags, constrained)
+    emissions, tags, lengths = random_batch(rng, num_tags, [5, 1, 3, 4, 2], width=6)
+    parallel = crf.marginals_parallel(emissions, lengths).numpy()
+    for row, length in enumerate(lengths):
+        expected = brute_force(crf, constraints, emissions[row, :length], length)[3]
+        np.testing.assert_allclose(parallel[row, :length], expected, atol=1e-6)  # float64 inside
+    # Past each length too (the same filler as marginals()), and long sentences with padding garbage.
+    np.testing.assert_allclose(parallel, crf.marginals(emissions, lengths).numpy(), atol=ATOL)
+    emissions, _, lengths = random_batch(rng, num_tags, [1, 17, 40, 33], width=45)
+    parallel = crf.marginals_parallel(emissions, lengths).numpy()
+    np.testing.assert_allclose(parallel, crf.marginals(emissions, lengths).numpy(), atol=ATOL)
+    single = crf.marginals_parallel(emissions[2:3, :40], lengths[2:3]).numpy()
+    np.testing.assert_allclose(single[0], parallel[2, :40], atol=1e-6)

@@ -3,10 +3,12 @@ import json
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import input as conll
 import train
+from config import ENCODERS
 from conftest import TINY_CONFIG
 from tagging import load_model, tag_sentences
 from trainer import Trainer
@@ -16,9 +18,11 @@ def read(corpus_dir, split):
     return [s for s in conll.read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart]
 
 
-def test_train_save_load_predict_gives_identical_predictions(corpus_dir, emb_dir, tmp_path):
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_train_save_load_predict_gives_identical_predictions(corpus_dir, emb_dir, tmp_path, encoder):
     args = train.parse_args(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", str(tmp_path / "m"),
-                             "--epochs", "1", "--set", "feature_columns=[1, 2]"] + TINY_CONFIG)
+                             "--epochs", "1", "--set", "feature_columns=[1, 2]"] + TINY_CONFIG
+                            + ["--set", f"encoder={encoder}"])
     trainer = Trainer(train.make_config(args), emb_dir, args.model_dir)
     trainer.fit(read(corpus_dir, "train"), read(corpus_dir, "dev"), "iob2")
     test = read(corpus_dir, "test")

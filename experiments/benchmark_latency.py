@@ -1,0 +1,142 @@
+"""Single-sentence tagging latency on one thread: Python (frozen graph in a session, and the
+SavedModel signature when exported) and the C++ runner, plus where the time goes in the
+frozen graph (timing the graph cut after each part: featurization, embeddings, BiLSTM, CRF).
+
+    python experiments/benchmark_latency.py --model_dir runs/NAME --input FILE.conll [--record]
+
+Needs runs/NAME/frozen (freeze.py); the C++ figure needs build/cc/tagger and the SavedModel one
+runs/NAME/export. Each sentence is tagged alone, in file order; the first is left out (it pays
+for graph optimisation). --record adds the medians to experiments/results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import numpy as np  # noqa: E402
+
+import input as conll  # noqa: E402
+import results  # noqa: E402
+import serving  # noqa: E402
+
+
+def single_inputs(sentence: conll.Sentence, feature_columns: list[int]):
+    words = np.array([sentence.words], dtype=object)
+    features = np.array([[[token[c] for c in feature_columns] for token in sentence.columns]], dtype=object)
+    return words, np.array([len(sentence)], dtype=np.int32), features.reshape(1, len(sentence), len(feature_columns))
+
+
+def latencies_ms(predict, sentences, feature_columns) -> list[float]:
+    """predict(words, lengths, features) on each sentence alone -> ms per call, the first left out."""
+    times = []
+    for sentence in sentences:
+        inputs = single_inputs(sentence, feature_columns)
+        start = time.perf_counter()
+        predict(*inputs)
+        times.append((time.perf_counter() - start) * 1000)
+    return times[1:]
+
+
+def stages(frozen: serving.FrozenTagger) -> list[tuple[str, list[str]]]:
+    """Cumulative cut points of a BiLSTM-CRF frozen graph: (what running up to it adds, tensors to
+    fetch). A session computes only what its fetches need, so the difference between the times
+    of consecutive stages is what that stage costs."""
+    operations = frozen.graph.get_operations()
+
+    def outputs_of(types, index=0):
+        return [op.outputs[index].name for op in operations if op.type in types]
+
+    lengths = frozen.graph.get_tensor_by_name("lengths:0").name
+    return [("session call (feed, fetch an input)", [lengths]),
+            ("strings -> ids (lookups, shapes)", outputs_of({"LookupTableFindV2", "StaticRegexFullMatch"})),
+            ("embeddings, char CNN", [op.inputs[1].name for op in operations if op.type == "BlockLSTM"]),
+            ("BiLSTM (BlockLSTM)", outputs_of({"BlockLSTM"}, index=6)),
+            ("projection", [op.outputs[0].name for op in operations if op.type == "MatMul"]),
+            ("CRF Viterbi decode (tags)", [frozen.outputs["tags"]]),
+            ("CRF marginals (confidence)", [frozen.outputs["tags"], frozen.outputs["confidence"]])]
+
+
+def breakdown(frozen, sentences, feature_columns) -> list[tuple[str, float]]:
+    """-> (stage, median ms it adds per sentence) for each stage the graph has. The stages take
+    turns on each sentence, so a change in the machine's load hits them alike."""
+    present = [(name, frozen.runner(fetches)) for name, fetches in stages(frozen) if fetches]
+    times = {name: [] for name, _ in present}
+    for sentence in sentences:
+        inputs = single_inputs(sentence, feature_columns)
+        for name, run in present:
+            start = time.perf_counter()
+            run(*inputs)
+            times[name].append((time.perf_counter() - start) * 1000)
+    rows, previous = [], 0.0
+    for name, _ in present:
+        median = statistics.median(times[name][1:])
+        rows.append((name, median - previous))
+        previous = median
+    return rows
+
+
+def cpp_latency_ms(binary: str, frozen: str, input_path: str) -> tuple[float, float]:
+    """-> (mean, median) ms per sentence that the C++ runner reports on stderr."""
+    with open(input_path, "rb") as source:
+        done = subprocess.run([binary, frozen, "--threads", "1"], stdin=source, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=True)
+    match = re.search(rb"mean ([0-9.]+) ms, median ([0-9.]+) ms", done.stderr)
+    return float(match.group(1)), float(match.group(2))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="model folder with frozen/ (and optionally export/)")
+    parser.add_argument("--input", required=True, help="CoNLL file whose sentences are tagged one at a time")
+    parser.add_argument("--tagger", default=os.path.join(ROOT, "build", "cc", "tagger"), help="the C++ runner")
+    parser.add_argument("--record", action="store_true", help="add the medians to experiments/results.json")
+    args = parser.parse_args(argv)
+    sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
+    frozen_dir = os.path.join(args.model_dir, serving.FROZEN_DIR)
+    frozen = serving.FrozenTagger(frozen_dir, threads=1)
+    columns = frozen.config.feature_columns
+    print(f"{len(sentences)} sentences, {statistics.mean(len(s) for s in sentences):.1f} tokens on average")
+
+    medians = {}
+    python_times = latencies_ms(frozen.predict, sentences, columns)
+    medians["latency_ms_python_1thread"] = statistics.median(python_times)
+    print(f"Python, frozen graph:   mean {statistics.mean(python_times):.3f} ms, "
+          f"median {medians['latency_ms_python_1thread']:.3f} ms per sentence")
+    export_dir = os.path.join(args.model_dir, serving.EXPORT_DIR)
+    if os.path.isdir(export_dir):
+        import tensorflow as tf  # the SavedModel runs eagerly: one thread is set process-wide
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        exported_times = latencies_ms(serving.ExportedTagger(export_dir).predict, sentences, columns)
+        print(f"Python, SavedModel:     mean {statistics.mean(exported_times):.3f} ms, "
+              f"median {statistics.median(exported_times):.3f} ms per sentence")
+    if os.path.exists(args.tagger):
+        mean, median = cpp_latency_ms(args.tagger, frozen_dir, args.input)
+        medians["latency_ms_cpp_1thread"] = median
+        print(f"C++ runner, frozen:     mean {mean:.3f} ms, median {median:.3f} ms per sentence")
+
+    print("\nfrozen graph, Python session, median ms each stage adds (stage minus the one before):")
+    for name, ms in breakdown(frozen, sentences, columns):
+        print(f"  {name:40s} {ms:7.3f} ms")
+
+    if args.record:
+        data = os.path.basename(args.input)
+        command = f"python experiments/benchmark_latency.py --model_dir {args.model_dir} --input {args.input}"
+        for metric, value in medians.items():
+            results.record(os.path.basename(os.path.normpath(args.model_dir)), os.path.join(args.model_dir, "config.json"),
+                           data, metric, {"value": round(value, 3)}, "ms per sentence (median)", command)
+        results.render()
+
+
+if __name__ == "__main__":
+    main()

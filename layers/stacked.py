@@ -1,0 +1,32 @@
+"""Composite encoders: a BiLSTM followed by attention (bilstm+transformer, bilstm+mha)."""
+import tensorflow as tf
+
+from layers.attention import MultiHeadAttention
+from layers.layer_norm import LayerNorm
+
+
+class Stacked(tf.Module):
+    """Encoders applied one after the other; each one's input_dim is the previous one's output_dim."""
+
+    def __init__(self, encoders: list, name: str = "stacked"):
+        super().__init__(name=name)
+        self.encoders = encoders
+        self.output_dim = encoders[-1].output_dim
+
+    def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
+        for encoder in self.encoders:
+            x = encoder(x, lengths, training)
+        return x
+
+
+class ResidualSelfAttention(tf.Module):
+    """layer_norm(x + masked multi-head self-attention(x)), keeping the width."""
+
+    def __init__(self, dim: int, heads: int, attention_dropout: float, name: str = "residual_attention"):
+        super().__init__(name=name)
+        self.attention = MultiHeadAttention(dim, heads, attention_dropout)
+        self.norm = LayerNorm(dim)
+        self.output_dim = dim
+
+    def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
+        return self.norm(x + self.attention(x, lengths, training))

@@ -1,0 +1,220 @@
+"""Serving artifacts of a model folder: the export (SavedModel) and the frozen GraphDef.
+
+    runs/NAME/export/   saved_model.pb, variables/, serving.json, config.json
+    runs/NAME/frozen/   graph.pb, serving.json, config.json
+
+Both hold the serving function (model.Tagger.serving_function): words [B, T] ('' padding),
+lengths [B] and, only for models that read feature columns, features [B, T, F] in; tags [B, T]
+(IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph.
+
+A frozen graph cannot capture a table from outside, so each table becomes a HashTableV2 node
+filled by an InitializeTableV2 node from constant keys and values, all grouped under the op
+named in serving.json's "init_op" that a loader runs once after importing the graph (the TF1
+table scheme: C and C++ loaders need nothing beyond the graph). serving.json also names the
+input and output tensors and the feature columns.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from config import Config
+
+EXPORT_DIR = "export"
+FROZEN_DIR = "frozen"
+CONFIG = "config.json"
+FROZEN_GRAPH = "graph.pb"
+MANIFEST = "serving.json"
+INIT_OP = "init_tables"
+SIGNATURE = "serving_default"
+
+
+def replace_folder(target: str, fill) -> None:
+    """Calls fill(folder) on a fresh folder beside `target`, then renames it to `target`, so a
+    reader finds the old folder or the complete new one, never half of one."""
+    parent = os.path.dirname(os.path.abspath(target))
+    name = os.path.basename(os.path.abspath(target))
+    fresh = tempfile.mkdtemp(prefix=f".{name}-new-", dir=parent)
+    try:
+        fill(fresh)
+        os.chmod(fresh, 0o755)  # mkdtemp makes it private to its owner
+        if os.path.exists(target):
+            # rename() cannot replace a non-empty folder: move the old one aside first.
+            old = tempfile.mkdtemp(prefix=f".{name}-old-", dir=parent)
+            os.replace(target, os.path.join(old, name))
+            os.replace(fresh, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(fresh, target)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+
+
+def _write_manifest(folder: str, manifest: dict) -> None:
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+def export(model, config_path: str, target: str) -> None:
+    """Writes the SavedModel with the serving signature, the model's config beside it, and a
+    serving.json naming the signature's tensors for loaders without a SavedModel parser (C API)."""
+    def fill(folder):
+        tf.saved_model.save(model, folder, signatures={SIGNATURE: model.serving_function()})
+        saved_model = saved_model_pb2.SavedModel()
+        with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+            saved_model.ParseFromString(f.read())
+        signature = saved_model.meta_graphs[0].signature_def[SIGNATURE]
+        _write_manifest(folder, {"inputs": {key: value.name for key, value in signature.inputs.items()},
+                                 "outputs": {key: value.name for key, value in signature.outputs.items()},
+                                 "feature_columns": list(model.config.feature_columns),
+                                 "tensorflow_version": tf.__version__})
+        shutil.copyfile(config_path, os.path.join(folder, CONFIG))
+
+    replace_folder(target, fill)
+
+
+def _table_lookup(graph_def, handle_name: str):
+    """The LookupTableFindV2 node that reads a table handle, through the Identity nodes that
+    function inlining puts between them."""
+    readers = {}
+    for node in graph_def.node:
+        if node.input:
+            readers.setdefault(node.input[0], []).append(node)
+    pending = [handle_name]
+    while pending:
+        for node in readers.get(pending.pop(), []):
+            if node.op == "LookupTableFindV2":
+                return node
+            if node.op == "Identity":
+                pending.append(node.name)
+    raise ValueError(f"frozen graph input {handle_name} is a resource but no table lookup reads it")
+
+
+def _table_nodes(graph_def, placeholder, handle) -> list:
+    """Turns a captured table's placeholder into a HashTableV2 node in place and returns the
+    constant keys and values and the InitializeTableV2 node that fills the table with them."""
+    name = placeholder.name
+    finder = _table_lookup(graph_def, name)
+    key_dtype, value_dtype = tf.as_dtype(finder.attr["Tin"].type), tf.as_dtype(finder.attr["Tout"].type)
+    keys, values = tf.raw_ops.LookupTableExportV2(table_handle=handle, Tkeys=key_dtype, Tvalues=value_dtype)
+    placeholder.Clear()
+    placeholder.name = name
+    placeholder.op = "HashTableV2"
+    placeholder.attr["key_dtype"].type = key_dtype.as_datatype_enum
+    placeholder.attr["value_dtype"].type = value_dtype.as_datatype_enum
+    constants = []
+    for suffix, tensor in (("keys", keys), ("values", values)):
+        constant = tf.compat.v1.NodeDef(name=f"{name}/{suffix}", op="Const")
+        constant.attr["dtype"].type = tensor.dtype.as_datatype_enum
+        constant.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(tensor.numpy()))
+        constants.append(constant)
+    initializer = tf.compat.v1.NodeDef(name=f"{name}/initialize", op="InitializeTableV2",
+                                       input=[name] + [constant.name for constant in constants])
+    initializer.attr["Tkey"].type = key_dtype.as_datatype_enum
+    initializer.attr["Tval"].type = value_dtype.as_datatype_enum
+    return constants + [initializer]
+
+
+def frozen_graph(model) -> tuple:
+    """-> (GraphDef of the serving function with variables as constants and tables inside, manifest)."""
+    function = model.serving_function()
+    frozen = convert_variables_to_constants_v2(function)
+    graph_def = frozen.graph.as_graph_def()
+    # What remains captured after freezing is the tables: resource handles fed from outside.
+    handles = {internal.op.name: external for external, internal in function.graph.captures
+               if external.dtype == tf.resource}
+    table_placeholders = [node for node in graph_def.node
+                          if node.op == "Placeholder" and node.attr["dtype"].type == tf.resource.as_datatype_enum]
+    initializers = []
+    for placeholder in table_placeholders:
+        if placeholder.name not in handles:
+            raise ValueError(f"frozen graph input {placeholder.name} is a resource but not a captured table")
+        new_nodes = _table_nodes(graph_def, placeholder, handles[placeholder.name])
+        graph_def.node.extend(new_nodes)
+        initializers.append(new_nodes[-1].name)
+    graph_def.node.add(name=INIT_OP, op="NoOp", input=[f"^{name}" for name in initializers])
+    data_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
+    names = [spec.name for spec in function.structured_input_signature[0]]
+    output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
+    outputs = dict(zip(output_names, frozen.outputs))
+    manifest = {"graph": FROZEN_GRAPH,
+                "inputs": {name: tensor.name for name, tensor in zip(names, data_inputs)},
+                "outputs": {key: outputs[key].name for key in ("tags", "confidence")},
+                "init_op": INIT_OP,
+                "feature_columns": list(model.config.feature_columns),
+                "tensorflow_version": tf.__version__}
+    return graph_def, manifest
+
+
+def freeze(model, config_path: str, target: str) -> None:
+    graph_def, manifest = frozen_graph(model)
+
+    def fill(folder):
+        with open(os.path.join(folder, FROZEN_GRAPH), "wb") as f:
+            f.write(graph_def.SerializeToString())
+        _write_manifest(folder, manifest)
+        shutil.copyfile(config_path, os.path.join(folder, CONFIG))
+
+    replace_folder(target, fill)
+
+
+class ExportedTagger:
+    """An export folder, with the predict(words, lengths, features) and config of model.Tagger."""
+
+    def __init__(self, folder: str):
+        self.config = Config.load(os.path.join(folder, CONFIG))
+        self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
+        self._signature = self._saved.signatures[SIGNATURE]
+
+    def predict(self, words, lengths, features):
+        if self.config.feature_columns:
+            return self._signature(words=words, lengths=lengths, features=features)
+        return self._signature(words=words, lengths=lengths)
+
+
+class FrozenTagger:
+    """A frozen folder run in a TF1 session, the way the C++ runner runs it."""
+
+    def __init__(self, folder: str, threads: int = 0):
+        """threads: intra- and inter-op threads (0: TensorFlow's default)."""
+        self.config = Config.load(os.path.join(folder, CONFIG))
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+            manifest = json.load(f)
+        graph_def = tf.compat.v1.GraphDef()
+        with open(os.path.join(folder, manifest["graph"]), "rb") as f:
+            graph_def.ParseFromString(f.read())
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.graph_util.import_graph_def(graph_def, name="")
+        session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
+                                                  inter_op_parallelism_threads=threads)
+        self._session = tf.compat.v1.Session(graph=graph, config=session_config)
+        self._session.run(manifest["init_op"])
+        inputs = manifest["inputs"]
+        self._takes_features = "features" in inputs
+        feeds = [inputs["words"], inputs["lengths"]] + ([inputs["features"]] if self._takes_features else [])
+        self.graph = graph
+        self.outputs = manifest["outputs"]
+        self._feeds = feeds
+        self._run = self._session.make_callable([self.outputs["tags"], self.outputs["confidence"]], feeds)
+
+    def _inputs(self, words, lengths, features) -> list:
+        return [np.asarray(a) for a in [words, lengths] + ([features] if self._takes_features else [])]
+
+    def predict(self, words, lengths, features):
+        tags, confidence = self._run(*self._inputs(words, lengths, features))
+        return {"tags": tags, "confidence": confidence}
+
+    def runner(self, fetches: list):
+        """A function (words, lengths, features) -> the values of any tensors of the graph (profiling)."""
+        run = self._session.make_callable(fetches, self._feeds)
+        return lambda words, lengths, features: run(*self._inputs(words, lengths, features))

@@ -1,0 +1,45 @@
+"""Masked multi-head self-attention: against a direct numpy computation, and blind to padding."""
+import numpy as np
+import tensorflow as tf
+
+from layers.attention import MultiHeadAttention
+
+
+def project(dense, x):
+    return x @ dense.kernel.numpy() + dense.bias.numpy()
+
+
+def reference_attention(x, length, attention):
+    """One sentence x [T, dim]: every head's softmax over the first `length` keys, computed directly."""
+    query, key, value = (project(dense, x) for dense in (attention.query, attention.key, attention.value))
+    heads = []
+    for h in np.split(np.arange(query.shape[1]), attention.heads):
+        logits = query[:, h] @ key[:length, h].T / np.sqrt(len(h))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        heads.append(weights / weights.sum(axis=1, keepdims=True) @ value[:length, h])
+    return project(attention.output, np.concatenate(heads, axis=1))
+
+
+def test_attention_matches_reference_and_ignores_padded_positions():
+    tf.random.set_seed(0)
+    attention = MultiHeadAttention(dim=8, heads=2, dropout=0.5)
+    x = tf.random.normal([2, 5, 8])
+    lengths = tf.constant([3, 5])
+    out = attention(x, lengths, training=False).numpy()
+    for row, length in enumerate([3, 5]):
+        np.testing.assert_allclose(out[row, :length], reference_attention(x.numpy()[row], length, attention)[:length],
+                                   atol=1e-5)
+    # Other values in the first sentence's padded positions change nothing in its real ones.
+    garbage = tf.concat([x[:1, :3], tf.random.normal([1, 2, 8]) * 100], axis=1)
+    changed = attention(tf.concat([garbage, x[1:]], axis=0), lengths, training=False).numpy()
+    np.testing.assert_array_equal(changed[0, :3], out[0, :3])
+    np.testing.assert_array_equal(changed[1], out[1])
+
+
+def test_attention_dropout_applies_only_in_training():
+    tf.random.set_seed(1)
+    attention = MultiHeadAttention(dim=4, heads=1, dropout=0.5)
+    x = tf.random.normal([1, 6, 4])
+    lengths = tf.constant([6])
+    np.testing.assert_array_equal(attention(x, lengths, training=False), attention(x, lengths, training=False))
+    assert not np.allclose(attention(x, lengths, training=True), attention(x, lengths, training=False))
