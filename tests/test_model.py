@@ -59,3 +59,18 @@ def test_tagger_predictions_do_not_depend_on_padding(vocab, encoder, use_crf):
                            tf.constant([[[p] for p in row] for row in padded_pos]))
     assert alone["tags"].numpy()[0].tolist() == batch["tags"].numpy()[0, :4].tolist()
     np.testing.assert_allclose(alone["confidence"].numpy()[0], batch["confidence"].numpy()[0, :4], atol=1e-4)
+
+
+def test_word_dropout_reads_words_as_unknown_only_in_training(vocab):
+    tf.random.set_seed(0)
+    tagger = Tagger(tiny_config("bilstm", dropout=0.0, word_dropout=0.999), vocab)
+    words, lengths = tf.constant([["John", "went", "to", "Paris"]]), tf.constant([4])
+    no_features = tf.zeros([1, 4, 0], tf.string)
+    dropped = tagger.emissions(words, lengths, no_features, training=True)
+    as_read = tagger.emissions(words, lengths, no_features, training=False)
+    assert not np.allclose(dropped.numpy(), as_read.numpy())
+    # Give every word the unknown word's vector: evaluation then sees what training saw.
+    table = tagger.word_embedding.pretrained
+    table.assign(tf.repeat(table[1:2], table.shape[0], axis=0))
+    as_unknown = tagger.emissions(words, lengths, no_features, training=False)
+    np.testing.assert_allclose(dropped.numpy(), as_unknown.numpy(), atol=1e-6)
