@@ -2,9 +2,12 @@
 test F1 and seconds per epoch in experiments/results.json (then RESULTS.md).
 
     python experiments/benchmark_conll.py --config experiments/bilstm_crf.json --seeds 1 2 3
+    python experiments/benchmark_conll.py --config experiments/bilstm_crf.json --timing_epochs 3
 
 Each seed is a separate train.py run into runs/bench/NAME-seedN; results accumulate, so
-seeds can run in separate sessions.
+seeds can run in separate sessions. Seconds per epoch are recorded only from a run that had
+the machine to itself: with --concurrent K (K runs sharing the machine) they are kept in the
+F1 entries as s_per_epoch_shared; --timing_epochs N trains N epochs alone just for the timing.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,6 +48,10 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds to run, one training each")
     parser.add_argument("--name", help="result name (default: the config file's name)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed on to train.py")
+    parser.add_argument("--concurrent", type=int, default=1,
+                        help="how many benchmark runs share the machine (>1: seconds per epoch are not a clean figure)")
+    parser.add_argument("--timing_epochs", type=int,
+                        help="only time this many epochs (fresh run, no scoring) and record train_s_per_epoch")
     args = parser.parse_args(argv)
     name = args.name or os.path.splitext(os.path.basename(args.config))[0]
     python = sys.executable
@@ -51,30 +59,45 @@ def main(argv=None):
     if not os.path.exists(os.path.join(ROOT, emb_dir, "meta.json")):
         run([python, "embvec.py", "--data_dir", args.data_dir, "--emb", args.emb, "--out", emb_dir])
     overrides = [x for assignment in args.set for x in ("--set", assignment)]
+    data = os.path.basename(os.path.normpath(args.data_dir))
     for seed in args.seeds:
-        model_dir = os.path.join("runs", "bench", f"{name}-seed{seed}")
-        train_command = [python, "train.py", "--config", args.config, "--data_dir", args.data_dir,
-                         "--emb_dir", emb_dir, "--model_dir", model_dir, "--seed", str(seed)] + overrides
-        run(train_command)
+        suffix = "-timing" if args.timing_epochs else ""
+        model_dir = os.path.join("runs", "bench", f"{name}{suffix}-seed{seed}")
+        if args.timing_epochs:
+            shutil.rmtree(os.path.join(ROOT, model_dir), ignore_errors=True)
+            overrides_for_run = overrides + ["--epochs", str(args.timing_epochs)]
+        else:
+            overrides_for_run = overrides
+        run([python, "train.py", "--config", args.config, "--data_dir", args.data_dir, "--emb_dir", emb_dir,
+             "--model_dir", model_dir, "--seed", str(seed)] + overrides_for_run)
+        with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
+            history = [json.loads(line) for line in f]
+        seconds = round(statistics.median(h["train_seconds"] for h in history), 1)
+        command = (f"python experiments/benchmark_conll.py --config {args.config} --seeds {seed}"
+                   + "".join(f" --set {a}" for a in args.set))
+        if args.timing_epochs:
+            results.record(name, args.config, data, "train_s_per_epoch", {"seed": seed, "value": seconds},
+                           "s (median)", command + f" --timing_epochs {args.timing_epochs}")
+            print(f"{name} seed {seed}: {seconds:.1f} s/epoch", file=sys.stderr)
+            continue
         scores = {}
         for split in ("dev", "test"):
             pred = os.path.join(ROOT, model_dir, f"{split}.pred.txt")
             run([python, "inference.py", "--model_dir", model_dir, "--input",
                  os.path.join(args.data_dir, f"{split}.txt"), "--output", pred])
             scores[split] = conlleval_f1(pred)
-        with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
-            history = [json.loads(line) for line in f]
         best = max(h["epoch"] for h in history if h["best"])
-        seconds = statistics.median(h["train_seconds"] for h in history)
-        to_best = round(sum(h["train_seconds"] for h in history[:best]))
-        command = (f"python experiments/benchmark_conll.py --config {args.config} --seeds {seed}"
-                   + "".join(f" --set {a}" for a in args.set))
-        data = os.path.basename(os.path.normpath(args.data_dir))
-        common = {"seed": seed, "best_epoch": best, "epochs": len(history)}
-        results.record(name, args.config, data, "test_f1", {**common, "value": scores["test"]}, "conlleval F1", command)
-        results.record(name, args.config, data, "dev_f1", {**common, "value": scores["dev"]}, "conlleval F1", command)
-        results.record(name, args.config, data, "train_s_per_epoch",
-                       {**common, "value": round(seconds, 1), "train_s_to_best": to_best}, "s (median)", command)
+        run_info = {"seed": seed, "best_epoch": best, "epochs": len(history)}
+        if args.concurrent > 1:
+            run_info["s_per_epoch_shared"] = seconds
+            command += f" --concurrent {args.concurrent}"
+        else:
+            results.record(name, args.config, data, "train_s_per_epoch",
+                           {**run_info, "value": seconds}, "s (median)", command)
+        results.record(name, args.config, data, "test_f1", {**run_info, "value": scores["test"]}, "conlleval F1",
+                       command)
+        results.record(name, args.config, data, "dev_f1", {**run_info, "value": scores["dev"]}, "conlleval F1",
+                       command)
         print(f"{name} seed {seed}: dev F1 {scores['dev']}, test F1 {scores['test']}, {seconds:.1f} s/epoch, "
               f"best epoch {best}", file=sys.stderr)
     results.render()
