@@ -10,6 +10,8 @@ import json
 import os
 from dataclasses import dataclass, field
 
+import atomic
+
 ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha")
 TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
 EMB_CLASSES = ("glove",)
@@ -103,10 +105,7 @@ class Config:
 
     def save(self, path: str):
         """Writes atomically: a reader never sees half a config."""
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(self.to_json())
-        os.replace(tmp, path)
+        atomic.write_text(path, self.to_json())
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> "Config":

@@ -15,13 +15,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 import input as conll
+from atomic import replace_folder
 
 PAD, UNK = "<pad>", "<unk>"
 RESERVED = 2  # rows/ids 0 and 1 of every vocabulary are padding and unknown
@@ -199,30 +199,17 @@ def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count:
             "num_oov": len(oov), "columns": sorted(column_vocab), "data_dir": os.path.abspath(data_dir),
             "train_scheme": conll.detect_scheme(s.tags for s in train)}
 
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".embvec-", dir=parent)
-    try:
-        np.save(os.path.join(staging, "embeddings.npy"), matrix, allow_pickle=False)
-        _write_list(os.path.join(staging, "words.txt"), pretrained + oov)
-        _write_list(os.path.join(staging, "chars.txt"), sorted(chars, key=lambda c: (-chars[c], c)))
-        _write_list(os.path.join(staging, "entity_types.txt"), types, reserved=False)
+    def fill(folder: str):
+        np.save(os.path.join(folder, "embeddings.npy"), matrix, allow_pickle=False)
+        _write_list(os.path.join(folder, "words.txt"), pretrained + oov)
+        _write_list(os.path.join(folder, "chars.txt"), sorted(chars, key=lambda c: (-chars[c], c)))
+        _write_list(os.path.join(folder, "entity_types.txt"), types, reserved=False)
         for i, values in column_vocab.items():
-            _write_list(os.path.join(staging, f"column{i}.txt"), values)
-        with open(os.path.join(staging, "meta.json"), "w", encoding="utf-8") as f:
+            _write_list(os.path.join(folder, f"column{i}.txt"), values)
+        with open(os.path.join(folder, "meta.json"), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
-        # Swap the finished folder in: an interrupted run never leaves a half-written one.
-        if os.path.exists(out):
-            old = out.rstrip("/") + ".old"
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(staging, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    replace_folder(out, fill)
     coverage = sum(train_counts[w] for w in train_counts if key(w) in found) / max(1, sum(train_counts.values()))
     print(f"{out}: {len(pretrained)} pretrained + {len(oov)} train-only words (dim {dim}, "
           f"lowercase {lower}), {len(chars)} chars, types {' '.join(types)}, "

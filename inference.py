@@ -15,8 +15,8 @@ import json
 import os
 import re
 import sys
-import tempfile
 
+import atomic
 import input as conll
 
 TAG_PATTERN = re.compile(r"O|[BIES]-.+")
@@ -78,19 +78,11 @@ def render_text(items, results, as_json: bool, scheme: str) -> str:
 
 
 def write_output(path: str, text: str):
-    """stdout for '-'; otherwise a temporary file renamed into place, so no half-written output."""
+    """stdout for '-'; otherwise written atomically, so a failed run leaves no half-written output."""
     if path == "-":
         sys.stdout.write(text)
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".inference-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    else:
+        atomic.write_text(path, text)
 
 
 def main(argv=None):

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+from atomic import replace_folder
 from config import Config
 
 EXPORT_DIR = "export"
@@ -34,28 +34,6 @@ FROZEN_GRAPH = "graph.pb"
 MANIFEST = "serving.json"
 INIT_OP = "init_tables"
 SIGNATURE = "serving_default"
-
-
-def replace_folder(target: str, fill) -> None:
-    """Calls fill(folder) on a fresh folder beside `target`, then renames it to `target`, so a
-    reader finds the old folder or the complete new one, never half of one."""
-    parent = os.path.dirname(os.path.abspath(target))
-    name = os.path.basename(os.path.abspath(target))
-    fresh = tempfile.mkdtemp(prefix=f".{name}-new-", dir=parent)
-    try:
-        fill(fresh)
-        os.chmod(fresh, 0o755)  # mkdtemp makes it private to its owner
-        if os.path.exists(target):
-            # rename() cannot replace a non-empty folder: move the old one aside first.
-            old = tempfile.mkdtemp(prefix=f".{name}-old-", dir=parent)
-            os.replace(target, os.path.join(old, name))
-            os.replace(fresh, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(fresh, target)
-    except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
-        raise
 
 
 def _write_manifest(folder: str, manifest: dict) -> None:
@@ -218,3 +196,21 @@ class FrozenTagger:
         """A function (words, lengths, features) -> the values of any tensors of the graph (profiling)."""
         run = self._session.make_callable(fetches, self._feeds)
         return lambda words, lengths, features: run(*self._inputs(words, lengths, features))
+
+
+def command_line(argv, description: str, default_dir: str, write) -> None:
+    """export.py and freeze.py: load a model folder's best checkpoint, write(model, config, out)."""
+    import argparse
+
+    from tagging import load_checkpoint
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="a model folder written by train.py")
+    parser.add_argument("--out", help=f"output folder (default MODEL_DIR/{default_dir})")
+    args = parser.parse_args(argv)
+    try:
+        model = load_checkpoint(args.model_dir)
+    except (FileNotFoundError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    out = args.out or os.path.join(args.model_dir, default_dir)
+    write(model, os.path.join(args.model_dir, CONFIG), out)
+    print(f"wrote {out}")

@@ -10,8 +10,11 @@ import json
 import os
 import platform
 import statistics
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import atomic  # noqa: E402  (the repository root holds it)
 RESULTS_JSON = os.path.join(HERE, "results.json")
 RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -54,11 +57,7 @@ def _record(name, config, data, metric, run, unit, command):
     entry.update(config=config, data=data, mean=round(statistics.mean(values), 3),
                  std=round(statistics.stdev(values), 3) if len(values) > 1 else 0.0, unit=unit, command=command,
                  date=datetime.date.today().isoformat(), machine=machine())
-    tmp = RESULTS_JSON + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(entries, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, RESULTS_JSON)
+    atomic.write_text(RESULTS_JSON, json.dumps(entries, indent=2) + "\n")
 
 
 def render():
