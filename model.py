@@ -26,8 +26,6 @@ WORDS = tf.TensorSpec([None, None], tf.string, name="words")
 LENGTHS = tf.TensorSpec([None], tf.int32, name="lengths")
 FEATURES = tf.TensorSpec([None, None, None], tf.string, name="features")
 TAGS = tf.TensorSpec([None, None], tf.string, name="tags")
-# Padded batch size (sentences x time) up to which predict takes the CRF's marginals_parallel.
-PARALLEL_MARGINALS_MAX_TOKENS = 512
 
 
 def build_transformer(config: Config, input_dim: int, add_positions: bool) -> Transformer:
@@ -111,13 +109,7 @@ class Tagger(tf.Module):
         """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability."""
         emissions = self.emissions(words, lengths, features, training=False)
         ids, _ = self.head.decode(emissions, lengths)
-        if isinstance(self.head, CRF):
-            # A sentence or a few: O(log T) loop steps beat O(T) ones; big batches: less arithmetic.
-            marginals = tf.cond(tf.size(words) <= PARALLEL_MARGINALS_MAX_TOKENS,
-                                lambda: self.head.marginals_parallel(emissions, lengths),
-                                lambda: self.head.marginals(emissions, lengths))
-        else:
-            marginals = self.head.marginals(emissions, lengths)
+        marginals = self.head.posteriors(emissions, lengths)
         confidence = tf.gather(marginals, ids, batch_dims=2)
         mask = tf.sequence_mask(lengths, tf.shape(words)[1])
         return {"tags": tf.where(mask, self.featurizer.iob2_tags(ids), ""),

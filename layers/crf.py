@@ -21,6 +21,8 @@ import tensorflow as tf
 from layers.initializers import uniform
 
 DISALLOWED_PENALTY = -1e4
+# Padded batch size (sentences x time) up to which posteriors() takes marginals_parallel.
+PARALLEL_MARGINALS_MAX_TOKENS = 512
 INIT_LIMIT = 0.1
 
 
@@ -150,6 +152,13 @@ class CRF(tf.Module):
         log_partition = _logsumexp(final_alpha + end, axis=1)
         log_marginals = alphas + betas - log_partition[None, :, None]
         return tf.exp(tf.transpose(log_marginals, [1, 0, 2]))
+
+    def posteriors(self, emissions, lengths):
+        """marginals() computed the fastest way for the batch: a sentence or a few take the
+        O(log T)-step marginals_parallel, big batches the O(T)-step loops, which do less arithmetic."""
+        return tf.cond(tf.size(emissions) <= PARALLEL_MARGINALS_MAX_TOKENS * self.num_tags,
+                       lambda: self.marginals_parallel(emissions, lengths),
+                       lambda: self.marginals(emissions, lengths))
 
     def marginals_parallel(self, emissions, lengths):
         """marginals() in O(log T) loop steps instead of O(T), for tagging a sentence or a few:

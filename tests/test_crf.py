@@ -180,3 +180,14 @@ def test_marginals_parallel_matches_brute_force_and_marginals(num_tags, constrai
     np.testing.assert_allclose(parallel, crf.marginals(emissions, lengths).numpy(), atol=ATOL)
     single = crf.marginals_parallel(emissions[2:3, :40], lengths[2:3]).numpy()
     np.testing.assert_allclose(single[0], parallel[2, :40], atol=1e-6)
+
+
+@pytest.mark.parametrize("batch, time", [(2, 5), (40, 20)], ids=["parallel", "loops"])
+def test_posteriors_equal_marginals_on_either_side_of_the_size_switch(batch, time):
+    tf.random.set_seed(3)
+    crf = CRF(4)
+    emissions = tf.random.normal([batch, time, 4])
+    lengths = tf.random.uniform([batch], 1, time + 1, dtype=tf.int32)
+    mask = tf.sequence_mask(lengths, time)[..., None]
+    np.testing.assert_allclose(tf.where(mask, crf.posteriors(emissions, lengths), 0.0).numpy(),
+                               tf.where(mask, crf.marginals(emissions, lengths), 0.0).numpy(), atol=1e-4)
