@@ -26,12 +26,12 @@ from input import (
 CONLL = (
     b"-DOCSTART- -X- -X- O\n"
     b"\n"
-    b"EU NNP B-NP B-ORG\n"
-    b"rejects VBZ B-VP O\n"
-    b"German JJ B-NP B-MISC\n"
+    b"Velmar NNP B-NP B-ORG\n"
+    b"praises VBZ B-VP O\n"
+    b"Lusitanian JJ B-NP B-MISC\n"
     b"\n"
-    b"Peter NNP B-NP B-PER\n"
-    b"Blackburn NNP I-NP I-PER\n"
+    b"Klara NNP B-NP B-PER\n"
+    b"Ostrowski NNP I-NP I-PER\n"
 )
 
 
@@ -44,9 +44,9 @@ def test_parse_sentences_columns_and_line_numbers():
     docstart, first, second = sentences
     assert docstart.lines == ("-DOCSTART- -X- -X- O",) and docstart.first_line == 1
     assert first.first_line == 3 and len(first) == 3
-    assert first.lines[0] == "EU NNP B-NP B-ORG"
-    assert first.columns[0] == ("EU", "NNP", "B-NP", "B-ORG")
-    assert first.words == ("EU", "rejects", "German")
+    assert first.lines[0] == "Velmar NNP B-NP B-ORG"
+    assert first.columns[0] == ("Velmar", "NNP", "B-NP", "B-ORG")
+    assert first.words == ("Velmar", "praises", "Lusitanian")
     assert first.tags == ("B-ORG", "O", "B-MISC")
     assert first.column(1) == ("NNP", "VBZ", "JJ")
     assert second.first_line == 7 and second.tags == ("B-PER", "I-PER")
@@ -447,7 +447,7 @@ def test_tokenize(text, expected):
 
 
 def test_format_conll_line():
-    assert format_conll_line("EU NNP B-NP B-ORG", "B-ORG") == "EU NNP B-NP B-ORG B-ORG"
+    assert format_conll_line("Velmar NNP B-NP B-ORG", "B-ORG") == "Velmar NNP B-NP B-ORG B-ORG"
     assert format_conll_line("EU\tNNP\tB-ORG", "I-ORG") == "EU\tNNP\tB-ORG\tI-ORG"
     assert format_conll_line("EU", "O") == "EU O"
     (sentence,) = parse_conll(format_conll_line("New York\tB-LOC", "B-LOC").encode(), "x")
