@@ -107,23 +107,44 @@ class Tagger(tf.Module):
     @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
     def predict(self, words, lengths, features):
         """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability."""
+        return self._predictions(words, lengths, features)
+
+    def _predictions(self, words, lengths, features, with_emissions: bool = False):
         emissions = self.emissions(words, lengths, features, training=False)
         ids, _ = self.head.decode(emissions, lengths)
         marginals = self.head.posteriors(emissions, lengths)
         confidence = tf.gather(marginals, ids, batch_dims=2)
         mask = tf.sequence_mask(lengths, tf.shape(words)[1])
-        return {"tags": tf.where(mask, self.featurizer.iob2_tags(ids), ""),
-                "confidence": tf.where(mask, confidence, 0.0)}
+        outputs = {"tags": tf.where(mask, self.featurizer.iob2_tags(ids), ""),
+                   "confidence": tf.where(mask, confidence, 0.0)}
+        if with_emissions:
+            outputs["emissions"] = emissions
+        return outputs
 
-    def serving_function(self):
+    def serving_function(self, with_emissions: bool = False):
         """predict as a concrete function for export and freezing; its inputs are words and lengths,
-        plus features only when the config reads feature columns (no caller feeds an unused input)."""
+        plus features only when the config reads feature columns (no caller feeds an unused input).
+        with_emissions adds the emission scores [B, T, num_tags], for runners that decode natively
+        (head_description)."""
         if self.config.feature_columns:
-            return self.predict.get_concrete_function()
+            @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
+            def serve(words, lengths, features):
+                return self._predictions(words, lengths, features, with_emissions)
+        else:
+            @tf.function(input_signature=[WORDS, LENGTHS])
+            def serve(words, lengths):
+                no_features = tf.fill(tf.concat([tf.shape(words), [0]], axis=0), "")
+                return self._predictions(words, lengths, no_features, with_emissions)
+        return serve.get_concrete_function()
 
-        @tf.function(input_signature=[WORDS, LENGTHS])
-        def predict_words(words, lengths):
-            no_features = tf.fill(tf.concat([tf.shape(words), [0]], axis=0), "")
-            return self.predict(words, lengths, no_features)
-
-        return predict_words.get_concrete_function()
+    def head_description(self) -> dict | None:
+        """What a runner needs to decode emission scores itself as the graph does: the head type,
+        the IOB2 tag of each id and, for a CRF, its constrained scores. None for IOB1 models,
+        whose IOB2 output depends on the neighbouring tags (the graph's decoding serves them)."""
+        if self.config.tag_scheme == "iob1":
+            return None
+        tags = [t.decode() for t in tf.gather(self.featurizer.iob2_names, self.featurizer.iob2_ids).numpy()]
+        if not self.config.use_crf:
+            return {"type": "softmax", "tags": tags}
+        transitions, start, end = (scores.numpy().tolist() for scores in self.head.scores())
+        return {"type": "crf", "tags": tags, "transitions": transitions, "start": start, "end": end}

@@ -11,7 +11,8 @@ A frozen graph cannot capture a table from outside, so each table becomes a Hash
 filled by an InitializeTableV2 node from constant keys and values, all grouped under the op
 named in serving.json's "init_op" that a loader runs once after importing the graph (the TF1
 table scheme: C and C++ loaders need nothing beyond the graph). serving.json also names the
-input and output tensors and the feature columns.
+input and output tensors and the feature columns and, for the frozen graph, describes the head
+so that a runner can decode the emission scores natively (frozen_graph).
 """
 from __future__ import annotations
 
@@ -103,8 +104,13 @@ def _table_nodes(graph_def, placeholder, handle) -> list:
 
 
 def frozen_graph(model) -> tuple:
-    """-> (GraphDef of the serving function with variables as constants and tables inside, manifest)."""
-    function = model.serving_function()
+    """-> (GraphDef of the serving function with variables as constants and tables inside, manifest).
+
+    When the model's head can run outside the graph (model.head_description), the graph also
+    outputs the emission scores and the manifest describes the head: the C++ runner then stops
+    the session at the scores and decodes natively, skipping the graph's loops over time."""
+    head = model.head_description()
+    function = model.serving_function(with_emissions=head is not None)
     frozen = convert_variables_to_constants_v2(function)
     graph_def = frozen.graph.as_graph_def()
     # What remains captured after freezing is the tables: resource handles fed from outside.
@@ -126,10 +132,12 @@ def frozen_graph(model) -> tuple:
     outputs = dict(zip(output_names, frozen.outputs))
     manifest = {"graph": FROZEN_GRAPH,
                 "inputs": {name: tensor.name for name, tensor in zip(names, data_inputs)},
-                "outputs": {key: outputs[key].name for key in ("tags", "confidence")},
+                "outputs": {key: tensor.name for key, tensor in outputs.items()},
                 "init_op": INIT_OP,
                 "feature_columns": list(model.config.feature_columns),
                 "tensorflow_version": tf.__version__}
+    if head is not None:
+        manifest["head"] = head
     return graph_def, manifest
 
 

@@ -101,7 +101,7 @@ class CRF(tf.Module):
 
     def log_likelihood(self, emissions, tags, lengths):
         """-> [B] log p(tags | emissions)."""
-        transitions, start, end = self._scores()
+        transitions, start, end = self.scores()
         gold = self._path_score(emissions, tags, lengths, transitions, start, end)
         emissions_tm, emissions_ta = _time_major(emissions)
         final_alpha, _ = self._forward(emissions_tm, emissions_ta, lengths[:, None], transitions, start,
@@ -110,7 +110,7 @@ class CRF(tf.Module):
 
     def decode(self, emissions, lengths):
         """Viterbi -> (tags [B, T] int32, 0 beyond each length; scores [B] float32 of the best path)."""
-        transitions, start, end = self._scores()
+        transitions, start, end = self.scores()
         emissions_tm, emissions_ta = _time_major(emissions)
         num_steps = tf.shape(emissions_tm)[0]
         lengths_col = lengths[:, None]
@@ -143,7 +143,7 @@ class CRF(tf.Module):
 
     def marginals(self, emissions, lengths):
         """Forward-backward -> [B, T, N] posterior p(tag_t | emissions); rows beyond length are finite filler."""
-        transitions, start, end = self._scores()
+        transitions, start, end = self.scores()
         emissions_tm, emissions_ta = _time_major(emissions)
         lengths_col = lengths[:, None]
         final_alpha, alphas = self._forward(emissions_tm, emissions_ta, lengths_col, transitions, start,
@@ -173,7 +173,7 @@ class CRF(tf.Module):
         maximum: a message is needed only up to a factor, which the final normalisation of
         alpha * beta per step removes, so no log-scale is tracked and nothing overflows.
         """
-        transitions, start, end = self._scores()
+        transitions, start, end = self.scores()
         emissions = tf.cast(emissions, tf.float64)
         batch, num_steps = tf.shape(emissions)[0], tf.shape(emissions)[1]
         square = [batch, self.num_tags, self.num_tags]
@@ -188,7 +188,8 @@ class CRF(tf.Module):
         joint = alphas * betas
         return tf.cast(joint / tf.reduce_sum(joint, axis=2, keepdims=True), tf.float32)
 
-    def _scores(self):
+    def scores(self):
+        """-> (transitions, start, end) with the constraint penalties added."""
         return (_penalised(self.transitions, self._transition_penalty),
                 _penalised(self.start, self._start_penalty),
                 _penalised(self.end, self._end_penalty))

@@ -64,12 +64,12 @@ def test_tagger_writes_what_inference_py_writes_from_frozen_and_export(model_fix
         assert b"median" in done.stderr and b"loaded in" in done.stderr
 
 
-def test_c_api_tags_like_the_python_loader(cc_build, frozen_dir, corpus_dir):
+def assert_c_api_tags_like_the_python_loader(cc_build, frozen, corpus_dir):
     from tagging import load_model, tag_sentences
     import input as conll
     sentences = [s for s in conll.read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart][:40]
-    expected = tag_sentences(load_model(frozen_dir), sentences, "iob2", batch_size=8)
-    c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), frozen_dir)
+    expected = tag_sentences(load_model(frozen), sentences, "iob2", batch_size=8)
+    c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), frozen)
     assert c_tagger.num_feature_columns == 0
     tagged = []
     for start in range(0, len(sentences), 7):  # batches of unequal lengths: padding inside the C API
@@ -77,6 +77,28 @@ def test_c_api_tags_like_the_python_loader(cc_build, frozen_dir, corpus_dir):
     assert [tags for tags, _ in tagged] == [tags for tags, _ in expected]
     for (_, confidences), (_, reference) in zip(tagged, expected):
         assert confidences == pytest.approx(list(reference), abs=1e-5)
+    return c_tagger
+
+
+@pytest.mark.parametrize("overrides, native_head", [([], "crf"), (["--set", "use_crf=false"], "softmax"),
+                                                    (["--set", 'tag_scheme="iob1"'], None)])
+def test_native_head_decodes_as_the_graph_does(overrides, native_head, cc_build, corpus_dir, emb_dir, tmp_path):
+    """The C API decodes a CRF or softmax head natively from the emission scores (serving.json's
+    "head") and an IOB1 model through the graph: each must match the Python frozen loader."""
+    import json
+    import freeze
+    from conftest import train_tiny
+    model = train_tiny(corpus_dir, emb_dir, str(tmp_path / "model"), "--epochs", "1", *overrides)
+    frozen = str(tmp_path / "frozen")
+    freeze.main(["--model_dir", model, "--out", frozen])
+    with open(os.path.join(frozen, "serving.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest.get("head", {}).get("type") == native_head
+    assert_c_api_tags_like_the_python_loader(cc_build, frozen, corpus_dir)
+
+
+def test_c_api_rejects_bad_calls(cc_build, frozen_dir, corpus_dir):
+    c_tagger = assert_c_api_tags_like_the_python_loader(cc_build, frozen_dir, corpus_dir)
     for bad, message in (([[]], "sentence 0 is empty"), ([["a", ""]], "token 1 of sentence 0 is empty"),
                          ([[b"caf\xe9"]], "not UTF-8"), ([], "no sentences")):
         with pytest.raises(TaggerError, match=message):

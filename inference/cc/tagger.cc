@@ -1,6 +1,8 @@
 // libtagger: the C API of tagger.h on TensorFlow's C API (which links fast and has a stable
 // ABI, unlike the C++ API). A frozen folder is imported once into a TF_Graph; each call feeds
-// one padded batch to a session whose executor TensorFlow caches after the first call.
+// one padded batch to a session whose executor TensorFlow caches after the first call. When
+// serving.json describes the head (freeze.py writes it), the session stops at the emission
+// scores and the head runs natively (head.h); otherwise the graph's tags and confidences are read.
 #include "tagger.h"
 
 #include <tensorflow/c/c_api.h>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "head.h"
 #include "json.h"
 #include "utf8.h"
 
@@ -134,8 +137,9 @@ Result Guarded(Result on_error, Body body) {
 struct Tagger {
   Graph graph;
   TF_Session* session = nullptr;
-  TF_Output words{}, lengths{}, features{}, tags{}, confidence{};
+  TF_Output words{}, lengths{}, features{}, tags{}, confidence{}, emissions{};
   std::vector<int> feature_columns;
+  std::unique_ptr<Head> head;  // set when the head runs natively on `emissions`
 
   ~Tagger() {
     if (session == nullptr) return;
@@ -223,8 +227,14 @@ Tagger* tagger_open(const char* folder, int threads) {
     tagger->words = tagger->Output(StringMember(*inputs, "words", manifest_path));
     tagger->lengths = tagger->Output(StringMember(*inputs, "lengths", manifest_path));
     if (!tagger->feature_columns.empty()) tagger->features = tagger->Output(StringMember(*inputs, "features", manifest_path));
-    tagger->tags = tagger->Output(StringMember(*outputs, "tags", manifest_path));
-    tagger->confidence = tagger->Output(StringMember(*outputs, "confidence", manifest_path));
+    const json::Value* head = manifest.Find("head");
+    if (head != nullptr && outputs->Find("emissions") != nullptr) {
+      tagger->head = std::make_unique<Head>(*head, manifest_path);
+      tagger->emissions = tagger->Output(StringMember(*outputs, "emissions", manifest_path));
+    } else {
+      tagger->tags = tagger->Output(StringMember(*outputs, "tags", manifest_path));
+      tagger->confidence = tagger->Output(StringMember(*outputs, "confidence", manifest_path));
+    }
     return tagger.release();
   });
 }
@@ -289,29 +299,50 @@ TaggerResult* tagger_tag(Tagger* tagger, const char* const* tokens, const int* l
       inputs.push_back(tagger->features);
       input_values.push_back(feature_values.get());
     }
-    TF_Output outputs[2] = {tagger->tags, tagger->confidence};
-    TF_Tensor* output_values[2] = {nullptr, nullptr};
-    Status status(TF_NewStatus());
-    TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
-                  outputs, output_values, 2, nullptr, 0, nullptr, status.get());
-    Tensor tags(output_values[0]), confidence(output_values[1]);
-    Check(status.get(), "tagging");
-    if (TF_TensorType(tags.get()) != TF_STRING || TF_TensorType(confidence.get()) != TF_FLOAT ||
-        TF_TensorElementCount(tags.get()) != batch * longest ||
-        TF_TensorElementCount(confidence.get()) != batch * longest) {
-      throw std::runtime_error("the graph's outputs are not tags and confidences [batch, time]");
-    }
-
     auto result = std::make_unique<TaggerResult>();
     result->tags.reserve(num_tokens);
     result->confidences.reserve(num_tokens);
-    const auto* tag_data = static_cast<const TF_TString*>(TF_TensorData(tags.get()));
-    const auto* confidence_data = static_cast<const float*>(TF_TensorData(confidence.get()));
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t t = 0; t < lengths[b]; ++t) {
-        const TF_TString* tag = &tag_data[b * longest + t];
-        result->tags.emplace_back(TF_TString_GetDataPointer(tag), TF_TString_GetSize(tag));
-        result->confidences.push_back(confidence_data[b * longest + t]);
+    Status status(TF_NewStatus());
+    if (tagger->head != nullptr) {
+      TF_Tensor* emission_values = nullptr;
+      TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
+                    &tagger->emissions, &emission_values, 1, nullptr, 0, nullptr, status.get());
+      Tensor emissions(emission_values);
+      Check(status.get(), "tagging");
+      int num_tags = tagger->head->num_tags();
+      if (TF_TensorType(emissions.get()) != TF_FLOAT || TF_TensorElementCount(emissions.get()) != batch * longest * num_tags) {
+        throw std::runtime_error("the graph's emissions are not scores [batch, time, " + std::to_string(num_tags) + "]");
+      }
+      const auto* scores = static_cast<const float*>(TF_TensorData(emissions.get()));
+      std::vector<int> ids(longest);
+      std::vector<float> confidences(longest);
+      for (int64_t b = 0; b < batch; ++b) {
+        tagger->head->Decode(scores + b * longest * num_tags, lengths[b], ids.data(), confidences.data());
+        for (int t = 0; t < lengths[b]; ++t) {
+          result->tags.push_back(tagger->head->tag_name(ids[t]));
+          result->confidences.push_back(confidences[t]);
+        }
+      }
+    } else {
+      TF_Output outputs[2] = {tagger->tags, tagger->confidence};
+      TF_Tensor* output_values[2] = {nullptr, nullptr};
+      TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
+                    outputs, output_values, 2, nullptr, 0, nullptr, status.get());
+      Tensor tags(output_values[0]), confidence(output_values[1]);
+      Check(status.get(), "tagging");
+      if (TF_TensorType(tags.get()) != TF_STRING || TF_TensorType(confidence.get()) != TF_FLOAT ||
+          TF_TensorElementCount(tags.get()) != batch * longest ||
+          TF_TensorElementCount(confidence.get()) != batch * longest) {
+        throw std::runtime_error("the graph's outputs are not tags and confidences [batch, time]");
+      }
+      const auto* tag_data = static_cast<const TF_TString*>(TF_TensorData(tags.get()));
+      const auto* confidence_data = static_cast<const float*>(TF_TensorData(confidence.get()));
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t t = 0; t < lengths[b]; ++t) {
+          const TF_TString* tag = &tag_data[b * longest + t];
+          result->tags.emplace_back(TF_TString_GetDataPointer(tag), TF_TString_GetSize(tag));
+          result->confidences.push_back(confidence_data[b * longest + t]);
+        }
       }
     }
     for (const std::string& tag : result->tags) result->tag_pointers.push_back(tag.c_str());
