@@ -27,6 +27,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from atomic import replace_folder
 from config import Config
+from numpy_head import NumpyHead
 
 EXPORT_DIR = "export"
 FROZEN_DIR = "frozen"
@@ -168,7 +169,8 @@ class ExportedTagger:
 
 
 class FrozenTagger:
-    """A frozen folder run in a TF1 session, the way the C++ runner runs it."""
+    """A frozen folder run in a TF1 session, the way the C++ runner runs it: when serving.json
+    describes the head, the session stops at the emission scores and numpy_head decodes them."""
 
     def __init__(self, folder: str, threads: int = 0):
         """threads: intra- and inter-op threads (0: TensorFlow's default)."""
@@ -191,14 +193,18 @@ class FrozenTagger:
         self.graph = graph
         self.outputs = manifest["outputs"]
         self._feeds = feeds
-        self._run = self._session.make_callable([self.outputs["tags"], self.outputs["confidence"]], feeds)
+        self._head = NumpyHead(manifest["head"]) if "head" in manifest else None
+        fetches = [self.outputs["emissions"]] if self._head else [self.outputs["tags"], self.outputs["confidence"]]
+        self._run = self._session.make_callable(fetches, feeds)
 
     def _inputs(self, words, lengths, features) -> list:
         return [np.asarray(a) for a in [words, lengths] + ([features] if self._takes_features else [])]
 
     def predict(self, words, lengths, features):
-        tags, confidence = self._run(*self._inputs(words, lengths, features))
-        return {"tags": tags, "confidence": confidence}
+        outputs = self._run(*self._inputs(words, lengths, features))
+        if self._head:
+            return self._head.predict(outputs[0], np.asarray(lengths))
+        return {"tags": outputs[0], "confidence": outputs[1]}
 
     def runner(self, fetches: list):
         """A function (words, lengths, features) -> the values of any tensors of the graph (profiling)."""

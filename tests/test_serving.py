@@ -31,8 +31,10 @@ def test_checkpoint_export_and_frozen_give_the_same_predictions(model_fixture, f
         assert isinstance(model, kind)
         tagged = tag_sentences(model, sentences, "iob2", batch_size=32)
         assert [tags for tags, _ in tagged] == [tags for tags, _ in reference]
+        # The frozen folder's numpy head computes marginals in float64, the graph's loops for
+        # batches this size in float32 log space, whose rounding grows with sentence length.
         np.testing.assert_allclose(np.concatenate([c for _, c in tagged]),
-                                   np.concatenate([c for _, c in reference]), atol=1e-5)
+                                   np.concatenate([c for _, c in reference]), atol=2e-4)
 
 
 def test_signature_takes_features_only_when_the_model_reads_them(model_dir, feature_model_dir, tmp_path):
