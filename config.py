@@ -64,6 +64,7 @@ class Config:
     lr_decay_steps: int = 1000
     warmup_steps: int = 0              # linear warmup from 0 to learning_rate
     clip_norm: float = 5.0
+    weight_averaging: float = 0.0      # decay of an average of the weights used for dev and the saved model; 0: off
     seed: int = 1
 
     def __post_init__(self):
@@ -84,6 +85,8 @@ class Config:
                     "qrnn_layers", "qrnn_kernel", "mha_heads"):
             if getattr(self, key) < 1:
                 raise ValueError(f"config {key}={getattr(self, key)}: expected a positive integer")
+        if not 0.0 <= self.weight_averaging < 1.0:
+            raise ValueError(f"config weight_averaging={self.weight_averaging}: expected 0 (off) or a decay in (0, 1)")
         if self.highway_layers < 0:
             raise ValueError(f"config highway_layers={self.highway_layers}: expected 0 or more")
         # Attention splits its width evenly between heads; checked only for the encoder in use.

@@ -2,6 +2,7 @@
 TensorBoard summaries and resuming."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from embvec import copy_vocabulary, load_vocabulary
 from model import FEATURES, LENGTHS, TAGS, WORDS, Tagger
 from optimizer import Adam
 from tagging import BEST_CHECKPOINTS, tag_sentences
+from weight_average import WeightAverage
 
 LAST_CHECKPOINTS = os.path.join("checkpoints", "last")
 
@@ -45,11 +47,14 @@ class Trainer:
         self.model = Tagger(config, vocab)
         self.variables = self.model.trainable_variables
         self.optimizer = Adam(config, self.variables)
+        self.average = WeightAverage(self.variables, config.weight_averaging) if config.weight_averaging > 0 else None
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.best_score = tf.Variable(-1.0, trainable=False, name="best_score")
         self.bad_epochs = tf.Variable(0, dtype=tf.int64, trainable=False, name="bad_epochs")
         state = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, epoch=self.epoch,
                                     best_score=self.best_score, bad_epochs=self.bad_epochs)
+        if self.average is not None:
+            state.average = self.average
         self.last = tf.train.CheckpointManager(state, os.path.join(model_dir, LAST_CHECKPOINTS), max_to_keep=1)
         self.best = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model),
                                                os.path.join(model_dir, BEST_CHECKPOINTS), max_to_keep=1)
@@ -67,6 +72,8 @@ class Trainer:
             loss = self.model.loss(words, lengths, features, tags, training=True)
         gradients = tape.gradient(loss, self.variables)
         learning_rate = self.optimizer.apply(gradients, self.variables)
+        if self.average is not None:
+            self.average.update(self.optimizer.step)
         return loss, learning_rate
 
     def evaluate(self, sentences: list[conll.Sentence], scheme: str) -> dict:
@@ -99,15 +106,16 @@ class Trainer:
                             tf.summary.scalar("loss", loss)
                             tf.summary.scalar("learning_rate", learning_rate)
             train_seconds = time.perf_counter() - started
-            scores = self.evaluate(dev, dev_scheme)
-            score = scores[config.early_stop_metric]
-            improved = score > float(self.best_score)
-            if improved:
-                self.best_score.assign(score)
-                self.bad_epochs.assign(0)
-                self.best.save(checkpoint_number=epoch + 1)
-            else:
-                self.bad_epochs.assign_add(1)
+            with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
+                scores = self.evaluate(dev, dev_scheme)
+                score = scores[config.early_stop_metric]
+                improved = score > float(self.best_score)
+                if improved:
+                    self.best_score.assign(score)
+                    self.bad_epochs.assign(0)
+                    self.best.save(checkpoint_number=epoch + 1)
+                else:
+                    self.bad_epochs.assign_add(1)
             self.epoch.assign(epoch + 1)
             self.last.save(checkpoint_number=epoch + 1)
             with self.writer.as_default(step=epoch + 1):
