@@ -1,0 +1,67 @@
+"""Batch tagging throughput of inference.py's path (tagging.load_model + tag_sentences) on all
+cores: tokens per second over a whole CoNLL file for a model folder, its export/ and its
+frozen/ folder, with each one's load time and the process's peak resident memory.
+
+    python experiments/benchmark_throughput.py --model_dir runs/NAME --input FILE.conll [--record]
+
+Each folder is tagged twice and the second pass is timed (the first traces and optimises the
+graph for the batch shapes). --record adds the figures to experiments/results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import input as conll  # noqa: E402
+import results  # noqa: E402
+import serving  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="model folder (its export/ and frozen/ are used when present)")
+    parser.add_argument("--input", required=True, help="CoNLL file to tag")
+    parser.add_argument("--batch_size", type=int, default=256, help="sentences per batch (inference.py's default)")
+    parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")
+    args = parser.parse_args(argv)
+    from tagging import load_model, tag_sentences
+    sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
+    tokens = sum(len(s) for s in sentences)
+    print(f"{len(sentences)} sentences, {tokens} tokens, batch {args.batch_size}")
+    figures = {}
+    for kind, folder in (("checkpoint", args.model_dir), ("export", os.path.join(args.model_dir, serving.EXPORT_DIR)),
+                         ("frozen", os.path.join(args.model_dir, serving.FROZEN_DIR))):
+        if not os.path.isdir(folder):
+            continue
+        started = time.perf_counter()
+        model = load_model(folder)
+        load_seconds = time.perf_counter() - started
+        tag_sentences(model, sentences, "iob2", args.batch_size)
+        started = time.perf_counter()
+        tag_sentences(model, sentences, "iob2", args.batch_size)
+        speed = tokens / (time.perf_counter() - started)
+        figures[f"throughput_tokens_per_s_{kind}"] = (round(speed), "tokens/s")
+        figures[f"load_s_{kind}"] = (round(load_seconds, 2), "s")
+        print(f"{kind:10s} load {load_seconds:6.2f} s, {speed:9.0f} tokens/s")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = (round(peak_mb), "MB (all loaders in one process)")
+    print(f"peak resident memory {peak_mb:.0f} MB")
+    if args.record:
+        command = f"python experiments/benchmark_throughput.py --model_dir {args.model_dir} --input {args.input}"
+        name = os.path.basename(os.path.normpath(args.model_dir))
+        for metric, (value, unit) in figures.items():
+            results.record(name, os.path.join(args.model_dir, "config.json"), os.path.basename(args.input), metric,
+                           {"value": value}, unit, command)
+        results.render()
+
+
+if __name__ == "__main__":
+    main()
