@@ -173,7 +173,8 @@ class FrozenTagger:
     describes the head, the session stops at the emission scores and numpy_head decodes them."""
 
     def __init__(self, folder: str, threads: int = 0):
-        """threads: intra- and inter-op threads (0: TensorFlow's default)."""
+        """threads: intra- and inter-op threads (0: TensorFlow's default); 1 runs every op in the
+        caller's thread (a negative inter-op count), which saves a hand-off per op."""
         self.config = Config.load(os.path.join(folder, CONFIG))
         with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
             manifest = json.load(f)
@@ -184,7 +185,7 @@ class FrozenTagger:
         with graph.as_default():
             tf.graph_util.import_graph_def(graph_def, name="")
         session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
-                                                  inter_op_parallelism_threads=threads)
+                                                  inter_op_parallelism_threads=-1 if threads == 1 else threads)
         self._session = tf.compat.v1.Session(graph=graph, config=session_config)
         self._session.run(manifest["init_op"])
         inputs = manifest["inputs"]
