@@ -60,3 +60,21 @@ def tag_sentences(model, sentences: list[conll.Sentence], scheme: str, batch_siz
                 position += 1
             bar.update(len(tags))
     return results
+
+
+def describe(words, tags: list[str], confidence, scheme: str, text: str | None = None,
+             offsets: list[tuple[int, int]] | None = None) -> dict:
+    """One tagged sentence as a JSON object: tokens, tags, confidences and entity spans, each with
+    its type, tokens [token_start, token_end) and confidence (its least confident token). Given the
+    raw text and each token's character offsets, entities also get character start and end."""
+    entities = []
+    for kind, start, end in conll.chunk_spans(tags, scheme):
+        entity = {"type": kind, "text": " ".join(words[start:end]), "token_start": start, "token_end": end,
+                  "confidence": round(float(min(confidence[start:end])), 4)}
+        if offsets is not None:
+            entity.update(text=text[offsets[start][0]:offsets[end - 1][1]], start=offsets[start][0],
+                          end=offsets[end - 1][1])
+        entities.append(entity)
+    result = {"tokens": list(words), "tags": list(tags), "confidences": [round(float(c), 4) for c in confidence],
+              "entities": entities}
+    return result if text is None else {"text": text, **result}
