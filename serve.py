@@ -59,8 +59,10 @@ def main(argv=None):
     limits = http_service.Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
                                  max_tokens=args.max_tokens)
     app = http_service.make_app(model, args.model_dir, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
-    print(f"serving {args.model_dir} on http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    web.run_app(app, host=args.host, port=args.port, access_log=None, print=None)
+    # run_app calls `print` once the socket listens: only then does the line say so.
+    listening = f"serving {args.model_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)"
+    web.run_app(app, host=args.host, port=args.port, access_log=None,
+                print=lambda _: print(listening, file=sys.stderr, flush=True))
 
 
 if __name__ == "__main__":
