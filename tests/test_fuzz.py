@@ -19,7 +19,7 @@ import input as conll
 from tagging import load_model, tag_sentences
 from test_cc import MAX_LINE_BYTES, cc_build, tagger  # noqa: F401  (cc_build is a fixture)
 
-FUZZ = settings(database=None, derandomize=True, deadline=None, max_examples=300,
+FUZZ = settings(database=None, derandomize=True, deadline=None, max_examples=200,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 # A field: any text without ASCII whitespace (which separates columns), now and then a huge one.
@@ -155,7 +155,7 @@ words = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_si
     lambda w: w[:3000])
 
 
-@settings(FUZZ, max_examples=60, suppress_health_check=list(HealthCheck))
+@settings(FUZZ, max_examples=40, suppress_health_check=list(HealthCheck))
 @given(st.lists(st.lists(words, min_size=1, max_size=30), min_size=1, max_size=6))
 def test_tagger_tags_any_strings_and_batching_does_not_change_tags(tiny_tagger, word_lists):
     sentences = [conll.Sentence(tuple(w), tuple((x,) for x in w), 1) for w in word_lists]
