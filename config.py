@@ -127,9 +127,16 @@ class Config:
             raise FileNotFoundError(f"{path}: config file not found") from None
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: corrupt: invalid UTF-8 at byte {e.start}") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path}: expected a JSON object of config keys")
-        return cls.from_dict(values, source=path)
+        try:
+            return cls.from_dict(values, source=path)
+        except (TypeError, ValueError) as e:  # a bad value: say which file holds it
+            if str(e).startswith(path):
+                raise
+            raise ValueError(f"{path}: {e}") from None
 
     def with_overrides(self, assignments: list[str]) -> "Config":
         """Applies `key=value` strings; values are JSON (true, 0.5, [1,2]) or else plain strings."""

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 import input as conll
 from atomic import replace_folder
+from model_files import reading
 
 PAD, UNK = "<pad>", "<unk>"
 RESERVED = 2  # rows/ids 0 and 1 of every vocabulary are padding and unknown
@@ -40,7 +41,9 @@ class Vocabulary:
     folder: str
 
     def embeddings(self) -> np.ndarray:
-        return np.load(os.path.join(self.folder, "embeddings.npy"), allow_pickle=False)
+        path = os.path.join(self.folder, "embeddings.npy")
+        with reading(path, "embedding matrix"):  # allow_pickle=False: a model folder never runs code
+            return np.load(path, allow_pickle=False)
 
     @property
     def files(self) -> list[str]:
@@ -62,6 +65,8 @@ def _read_list(path: str, reserved: bool = True) -> list[str]:
             items = f.read().split("\n")[:-1]
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: vocabulary file missing (run embvec.py, or the model folder is incomplete)") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: corrupt vocabulary file: invalid UTF-8 at byte {e.start}") from None
     if reserved:
         if items[:RESERVED] != [PAD, UNK]:
             raise ValueError(f"{path}:1: expected the reserved entries {PAD} and {UNK} first")
@@ -78,6 +83,10 @@ def load_vocabulary(folder: str) -> Vocabulary:
         raise FileNotFoundError(f"{meta_path}: missing; is {folder} an embvec.py output or a model folder?") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{meta_path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{meta_path}: corrupt: invalid UTF-8 at byte {e.start}") from None
+    if not isinstance(meta, dict) or not all(key in meta for key in ("columns", "dim", "num_oov")):
+        raise ValueError(f"{meta_path}: corrupt: expected an object with columns, dim and num_oov")
     columns = {int(i): _read_list(os.path.join(folder, f"column{i}.txt")) for i in meta["columns"]}
     return Vocabulary(
         words=_read_list(os.path.join(folder, "words.txt")),

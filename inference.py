@@ -61,19 +61,15 @@ def render_conll(sentences, results) -> str:
 
 
 def render_text(items, results, as_json: bool, scheme: str) -> str:
+    from tagging import describe
     out = []
     for (sentence, tokens, text), (tags, confidence) in zip(items, results):
         if not as_json:
             out.extend(f"{word} {tag}" for word, tag in zip(sentence.words, tags))
             out.append("")
             continue
-        entities = [{"type": kind, "text": text[tokens[start][1]:tokens[end - 1][2]],
-                     "start": tokens[start][1], "end": tokens[end - 1][2],
-                     "confidence": round(float(min(confidence[start:end])), 4)}
-                    for kind, start, end in conll.chunk_spans(tags, scheme)]
-        out.append(json.dumps({"text": text, "tokens": [t for t, _, _ in tokens], "tags": tags,
-                               "confidences": [round(float(c), 4) for c in confidence], "entities": entities},
-                              ensure_ascii=False))
+        record = describe(sentence.words, tags, confidence, scheme, text, [(start, end) for _, start, end in tokens])
+        out.append(json.dumps(record, ensure_ascii=False))
     return "\n".join(out) + "\n" if out else ""
 
 

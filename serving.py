@@ -27,6 +27,7 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from atomic import replace_folder
 from config import Config
+from model_files import reading
 from numpy_head import NumpyHead
 
 EXPORT_DIR = "export"
@@ -159,8 +160,12 @@ class ExportedTagger:
 
     def __init__(self, folder: str):
         self.config = Config.load(os.path.join(folder, CONFIG))
-        self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
-        self._signature = self._saved.signatures[SIGNATURE]
+        for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
+            if not os.path.exists(os.path.join(folder, name)):
+                raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (the export folder is incomplete)")
+        with reading(folder, "SavedModel (saved_model.pb, variables/)"):
+            self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
+            self._signature = self._saved.signatures[SIGNATURE]
 
     def predict(self, words, lengths, features):
         if self.config.feature_columns:
@@ -176,13 +181,15 @@ class FrozenTagger:
         """threads: intra- and inter-op threads (0: TensorFlow's default); 1 runs every op in the
         caller's thread (a negative inter-op count), which saves a hand-off per op."""
         self.config = Config.load(os.path.join(folder, CONFIG))
-        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
-            manifest = json.load(f)
+        with reading(os.path.join(folder, MANIFEST), "serving manifest"):
+            with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+                manifest = json.load(f)
+            graph_path = os.path.join(folder, manifest["graph"])
         graph_def = tf.compat.v1.GraphDef()
-        with open(os.path.join(folder, manifest["graph"]), "rb") as f:
-            graph_def.ParseFromString(f.read())
         graph = tf.Graph()
-        with graph.as_default():
+        with reading(graph_path, "frozen graph"), graph.as_default():
+            with open(graph_path, "rb") as f:
+                graph_def.ParseFromString(f.read())
             tf.graph_util.import_graph_def(graph_def, name="")
         session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                                   inter_op_parallelism_threads=-1 if threads == 1 else threads)

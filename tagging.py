@@ -13,6 +13,7 @@ import serving
 from config import Config
 from embvec import load_vocabulary
 from model import Tagger
+from model_files import reading
 
 BEST_CHECKPOINTS = os.path.join("checkpoints", "best")
 
@@ -22,9 +23,10 @@ def load_model(folder: str):
     object with `config` and `predict(words, lengths, features)` and the same predictions."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: model folder not found")
-    if os.path.exists(os.path.join(folder, "saved_model.pb")):
+    # Recognised by any of their files, so that a missing one is reported by name.
+    if any(os.path.exists(os.path.join(folder, name)) for name in ("saved_model.pb", "variables")):
         return serving.ExportedTagger(folder)
-    if os.path.exists(os.path.join(folder, serving.MANIFEST)):
+    if any(os.path.exists(os.path.join(folder, name)) for name in (serving.MANIFEST, serving.FROZEN_GRAPH)):
         return serving.FrozenTagger(folder)
     return load_checkpoint(folder)
 
@@ -34,10 +36,16 @@ def load_checkpoint(model_dir: str) -> Tagger:
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"{model_dir}: model folder not found")
     model = Tagger(Config.load(os.path.join(model_dir, "config.json")), load_vocabulary(model_dir))
-    latest = tf.train.latest_checkpoint(os.path.join(model_dir, BEST_CHECKPOINTS))
+    folder = os.path.join(model_dir, BEST_CHECKPOINTS)
+    listing = os.path.join(folder, "checkpoint")
+    if not os.path.exists(listing):
+        raise FileNotFoundError(f"{listing}: missing, so no best checkpoint (has training finished an epoch?)")
+    with reading(listing, "checkpoint list"):
+        latest = tf.train.latest_checkpoint(folder)
     if latest is None:
-        raise FileNotFoundError(f"{os.path.join(model_dir, BEST_CHECKPOINTS)}: no checkpoint (has training finished an epoch?)")
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        raise FileNotFoundError(f"{listing}: names no checkpoint whose .index file exists")
+    with reading(latest, "checkpoint"):
+        tf.train.Checkpoint(model=model).restore(latest).expect_partial()
     return model
 
 
@@ -60,3 +68,21 @@ def tag_sentences(model, sentences: list[conll.Sentence], scheme: str, batch_siz
                 position += 1
             bar.update(len(tags))
     return results
+
+
+def describe(words, tags: list[str], confidence, scheme: str, text: str | None = None,
+             offsets: list[tuple[int, int]] | None = None) -> dict:
+    """One tagged sentence as a JSON object: tokens, tags, confidences and entity spans, each with
+    its type, tokens [token_start, token_end) and confidence (its least confident token). Given the
+    raw text and each token's character offsets, entities also get character start and end."""
+    entities = []
+    for kind, start, end in conll.chunk_spans(tags, scheme):
+        entity = {"type": kind, "text": " ".join(words[start:end]), "token_start": start, "token_end": end,
+                  "confidence": round(float(min(confidence[start:end])), 4)}
+        if offsets is not None:
+            entity.update(text=text[offsets[start][0]:offsets[end - 1][1]], start=offsets[start][0],
+                          end=offsets[end - 1][1])
+        entities.append(entity)
+    result = {"tokens": list(words), "tags": list(tags), "confidences": [round(float(c), 4) for c in confidence],
+              "entities": entities}
+    return result if text is None else {"text": text, **result}

@@ -1,0 +1,138 @@
+"""Load test of serve.py on loopback: throughput and latency (p50, p99) at several concurrencies.
+
+    python experiments/benchmark_service.py --model_dir runs/NAME/export --input FILE.conll [--record]
+
+Starts serve.py on 127.0.0.1 (a free port), then for each concurrency C runs C clients, each
+sending one sentence per POST /tag and sending the next as soon as the answer comes, for
+--seconds (at most --max_requests requests per level). Sentences come from --input in file order,
+with the feature columns the model reads. Prints, and with --record adds to results.json,
+requests per second, p50 and p99 latency and the mean sentences per tagging call (from /metrics).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+sys.path.insert(0, HERE)
+
+import input as conll  # noqa: E402
+import results  # noqa: E402
+from config import Config  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(args, port: int) -> subprocess.Popen:
+    command = [sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", args.model_dir, "--port", str(port),
+               "--max_batch", str(args.max_batch), "--max_wait_ms", str(args.max_wait_ms),
+               "--max_queue", str(args.max_queue)]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, cwd=ROOT)
+    for line in server.stderr:
+        if line.startswith(b"serving"):
+            return server
+    raise SystemExit(f"serve.py did not start: {' '.join(command)}")
+
+
+def metric_sum(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + " "))
+
+
+async def load_level(url: str, bodies: list[bytes], concurrency: int, seconds: float, max_requests: int) -> dict:
+    import aiohttp
+    latencies, statuses = [], {}
+    next_body = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def metrics():
+            async with session.get(url + "metrics") as response:
+                return await response.text()
+
+        before = await metrics()
+        deadline = time.perf_counter() + seconds
+
+        async def client():
+            nonlocal next_body
+            while time.perf_counter() < deadline and next_body < max_requests:
+                body = bodies[next_body % len(bodies)]
+                next_body += 1
+                started = time.perf_counter()
+                async with session.post(url + "tag", data=body, headers={"Content-Type": "application/json"}) as response:
+                    await response.read()
+                    statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status == 200:
+                    latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        after = await metrics()
+    calls = metric_sum(after, "ner_batch_sentences_count") - metric_sum(before, "ner_batch_sentences_count")
+    tagged = metric_sum(after, "ner_batch_sentences_sum") - metric_sum(before, "ner_batch_sentences_sum")
+    latencies_ms = np.array(latencies) * 1000
+    return {"requests_per_s": len(latencies) / elapsed, "p50_ms": float(np.percentile(latencies_ms, 50)),
+            "p99_ms": float(np.percentile(latencies_ms, 99)), "statuses": statuses,
+            "sentences_per_call": tagged / max(calls, 1), "requests": sum(statuses.values())}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="what serve.py serves (an export/ folder, say)")
+    parser.add_argument("--input", required=True, help="CoNLL file whose sentences are sent")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="clients at once (default 1 8 64)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each level (default 15)")
+    parser.add_argument("--max_requests", type=int, default=200000, help="requests per level at most (default 200000)")
+    parser.add_argument("--max_batch", type=int, default=32, help="serve.py --max_batch (default 32)")
+    parser.add_argument("--max_wait_ms", type=float, default=2.0, help="serve.py --max_wait_ms (default 2)")
+    parser.add_argument("--max_queue", type=int, default=256, help="serve.py --max_queue (default 256)")
+    parser.add_argument("--name", help="results.json entry name (default service_<model folder>_batch<max_batch>)")
+    parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")
+    args = parser.parse_args(argv)
+
+    import json
+    columns = Config.load(os.path.join(args.model_dir, "config.json")).feature_columns
+    sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
+    bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode() for s in sentences]
+    port = free_port()
+    server = start_server(args, port)
+    url = f"http://127.0.0.1:{port}/"
+    model_name = os.path.basename(os.path.dirname(os.path.abspath(args.model_dir)))
+    name = args.name or f"service_{model_name}_batch{args.max_batch}"
+    command = "python experiments/benchmark_service.py " + " ".join(a for a in (argv or sys.argv[1:]) if a != "--record")
+    try:
+        asyncio.run(load_level(url, bodies, 4, 2.0, 2000))  # warm-up: graph tracing, first allocations
+        for concurrency in args.concurrency:
+            level = asyncio.run(load_level(url, bodies, concurrency, args.seconds, args.max_requests))
+            print(f"{name} concurrency {concurrency}: {level['requests_per_s']:.0f} requests/s, p50 "
+                  f"{level['p50_ms']:.2f} ms, p99 {level['p99_ms']:.2f} ms, {level['sentences_per_call']:.1f} "
+                  f"sentences per tagging call, statuses {level['statuses']}", file=sys.stderr)
+            if args.record:
+                run = {"concurrency": concurrency}
+                for metric, value, unit in (("requests_per_s", level["requests_per_s"], "requests/s"),
+                                            ("latency_ms_p50", level["p50_ms"], "ms"),
+                                            ("latency_ms_p99", level["p99_ms"], "ms")):
+                    results.record(name, args.model_dir, args.input, f"{metric}_c{concurrency}",
+                                   {**run, "value": round(value, 2)}, unit, command)
+    finally:
+        server.terminate()
+        server.wait()
+    if args.record:
+        results.render()
+
+
+if __name__ == "__main__":
+    main()
