@@ -73,8 +73,9 @@ def main(argv=None):
         with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
             history = [json.loads(line) for line in f]
         seconds = round(statistics.median(h["train_seconds"] for h in history), 1)
-        command = (f"python experiments/benchmark_conll.py --config {args.config} --seeds {seed}"
-                   + "".join(f" --set {a}" for a in args.set))
+        command = (f"python experiments/benchmark_conll.py --config {args.config}"
+                   + (f" --name {args.name}" if args.name else "") + f" --seeds {seed}"
+                   + "".join(f" --set {shlex.quote(a)}" for a in args.set))
         if args.timing_epochs:
             results.record(name, args.config, data, "train_s_per_epoch", {"seed": seed, "value": seconds},
                            "s (median)", command + f" --timing_epochs {args.timing_epochs}")
