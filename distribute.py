@@ -13,7 +13,7 @@ be set before it initializes. train.py therefore makes it first.
 The batch size is the global batch. Every worker builds the same sequence of global batches
 (the shuffle depends only on seed and epoch) and each replica takes its contiguous share of
 each one, so a step consumes exactly the single-process batch. Each replica's loss is its
-share of the sum over the global batch divided by the global batch size; the gradients are
+share's mean loss times its share of the global batch (count / global size); the gradients are
 summed over all replicas (sparse embedding gradients stay IndexedSlices through the
 all-reduce), so every replica applies the same update, the gradient of the global mean, with
 the same clipping, learning rate and Adam state as one process would.

@@ -96,14 +96,12 @@ class Trainer:
     def _replica_step(self, batch):
         context = tf.distribute.get_replica_context()
         share, count = distribute.replica_share(batch)
-        global_size = tf.cast(tf.shape(batch["lengths"])[0], tf.float32)
-        weights = tf.sequence_mask(count, tf.shape(share["lengths"])[0], tf.float32)
-        model = self.model
+        # The share's mean loss times its part of the global batch: summed over the replicas, the
+        # global batch's mean loss (an empty share stands in with one sentence and weight 0).
+        weight = tf.cast(count, tf.float32) / tf.cast(tf.shape(batch["lengths"])[0], tf.float32)
         with tf.GradientTape() as tape:
-            emissions = model.emissions(share["words"], share["lengths"], share["features"], training=True)
-            log_likelihood = model.head.log_likelihood(emissions, model.featurizer.tag_ids(share["tags"]),
-                                                       share["lengths"])
-            loss = -tf.reduce_sum(log_likelihood * weights) / global_size
+            loss = self.model.loss(share["words"], share["lengths"], share["features"], share["tags"],
+                                   training=True) * weight
         gradients = tape.gradient(loss, self.variables)
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         learning_rate = self.optimizer.apply(gradients, self.variables)

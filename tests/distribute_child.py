@@ -4,6 +4,9 @@ TensorFlow runs any op, which the pytest process did long ago.
     python tests/distribute_child.py equivalence CORPUS EMB WORK
         2 logical CPUs: the single-device step and the MirroredStrategy step on the same global
         batches; prints a JSON report of their largest differences.
+    python tests/distribute_child.py repeat CORPUS EMB WORK
+        2 logical CPUs, MirroredStrategy: two runs with one seed, and a run resumed after epoch 1;
+        prints a JSON report.
     python tests/distribute_child.py train WEIGHTS.npz -- TRAIN.PY ARGS...
         train.main(ARGS) (TF_CONFIG from the environment), then every variable into WEIGHTS.npz.
 """
@@ -66,7 +69,8 @@ def equivalence(corpus: str, emb: str, work: str):
         report["sizes"].append(int(tf.shape(batch["lengths"])[0]))
     after_single, after_mirrored = variables_of(single), variables_of(mirrored)
     report["names"] = sorted(after_single) == sorted(after_mirrored)
-    report["moved"] = max(float(np.max(np.abs(after_single[k] - before[k]))) for k in after_single)
+    report["moved"] = max(float(np.max(np.abs(after_single[k] - before[k]))) for k in after_single
+                          if not k.startswith("adam/"))
     report["variables"] = max(float(np.max(np.abs(after_single[k] - after_mirrored[k])))
                               for k in after_single)
     # Each replica's copy of every mirrored variable is the same.
@@ -75,6 +79,37 @@ def equivalence(corpus: str, emb: str, work: str):
                                  for values in [mirrored.strategy.experimental_local_results(variable)]
                                  for value in values)
     print(json.dumps(report))
+
+
+def repeat(corpus: str, emb: str, work: str):
+    strategy = distribute.make_strategy("mirrored", logical_cpus=2)
+    import numpy as np
+
+    import train
+    from conftest import TINY_CONFIG
+    from trainer import Trainer
+
+    sentences, dev, scheme = train.read_data(corpus)
+    sentences = sentences[:64]
+
+    def run(name, epochs, resume=False):
+        args = train.parse_args(["--data_dir", corpus, "--emb_dir", emb, "--model_dir", os.path.join(work, name),
+                                 "--seed", "9", "--epochs", str(epochs), *TINY_CONFIG] + (["--resume"] if resume else []))
+        trainer = Trainer(train.make_config(args), emb, args.model_dir, resume=resume, strategy=strategy)
+        trainer.fit(sentences, dev[:16], scheme)
+        return trainer
+
+    first, second = variables_of(run("a", 2)), variables_of(run("b", 2))
+    run("c", 1)
+    config = json.load(open(os.path.join(work, "c", "config.json")))
+    config["epochs"] = 2  # as if the first run had been interrupted after epoch 1 of 2
+    with open(os.path.join(work, "c", "config.json"), "w") as f:
+        json.dump(config, f)
+    resumed = run("c", 2, resume=True)
+    history = [json.loads(line) for line in open(os.path.join(work, "c", "history.jsonl"))]
+    print(json.dumps({"same_seed_identical": all(np.array_equal(first[k], second[k]) for k in first),
+                      "resumed_epochs": [h["epoch"] for h in history],
+                      "resumed_step": int(resumed.optimizer.step.numpy()), "step": int(first["adam/step"])}))
 
 
 def train_and_dump(weights: str, argv: list):
@@ -89,6 +124,8 @@ def train_and_dump(weights: str, argv: list):
 if __name__ == "__main__":
     if sys.argv[1] == "equivalence":
         equivalence(*sys.argv[2:5])
+    elif sys.argv[1] == "repeat":
+        repeat(*sys.argv[2:5])
     elif sys.argv[1] == "train":
         separator = sys.argv.index("--")
         train_and_dump(sys.argv[2], sys.argv[separator + 1:])

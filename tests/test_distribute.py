@@ -83,6 +83,15 @@ def test_mirrored_over_two_logical_cpus_matches_single_device(corpus_dir, emb_di
     assert report["variables"] < 1e-4
 
 
+def test_mirrored_run_repeats_with_its_seed_and_resumes(corpus_dir, emb_dir, tmp_path):
+    [(code, output)] = run_all([[sys.executable, CHILD, "repeat", corpus_dir, emb_dir, str(tmp_path)]], [child_env()])
+    assert code == 0, output[-3000:]
+    report = json.loads(output.strip().splitlines()[-1])
+    assert report["same_seed_identical"]
+    assert report["resumed_epochs"] == [1, 2]
+    assert report["resumed_step"] == report["step"] > 0
+
+
 def test_two_multi_worker_processes_end_with_identical_weights(corpus_dir, emb_dir, tmp_path):
     ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
