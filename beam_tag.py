@@ -25,6 +25,18 @@ import sys
 import uuid
 from typing import NamedTuple
 
+
+class _QuietBeamWarnings(logging.Filter):
+    """Warnings Beam logs here on import (no Google Cloud client) and on every bundle
+    (RunInference cannot read memory usage): nothing a user of this script can act on."""
+    NOISE = ("apitools not found", "Resource module is not available")
+
+    def filter(self, record):
+        return not any(noise in record.getMessage() for noise in self.NOISE)
+
+
+logging.getLogger().addFilter(_QuietBeamWarnings())
+
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
@@ -297,7 +309,8 @@ def main(argv=None) -> int:
     if options.view_as(StandardOptions).runner is None:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
         runner = FnApiRunner()
-    FileSystems.mkdirs(args.output) if not FileSystems.exists(args.output) else None
+    if not FileSystems.exists(args.output):
+        FileSystems.mkdirs(args.output)
     stale = FileSystems.join(args.output, MALFORMED)
     if FileSystems.exists(stale):
         FileSystems.delete([stale])
@@ -316,15 +329,7 @@ def main(argv=None) -> int:
     return 0
 
 
-class _QuietResourceWarning(logging.Filter):
-    """RunInference warns on every bundle that it cannot read memory usage here."""
-
-    def filter(self, record):
-        return "Resource module is not available" not in record.getMessage()
-
-
 if __name__ == "__main__":
-    logging.getLogger().addFilter(_QuietResourceWarning())
     # Run as beam_tag (not __main__), so that the pipeline's functions pickle by reference to it.
     import beam_tag
     sys.exit(beam_tag.main())
