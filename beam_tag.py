@@ -8,10 +8,10 @@ on the local runner or any Beam runner (Dataflow, Flink, Spark) chosen by pipeli
 
 Each file that --input matches is a shard; OUTPUT/<its name> receives exactly what
 `inference.py --input SHARD` writes (tags in the shard's own scheme with --scheme auto).
-Shards are read on the workers, their sentences are spread over the workers and tagged in
-batches by a Beam ModelHandler that loads the model (a model folder, its export/ or frozen/)
-once per worker process, and each shard's tagged sentences are put back in order and written
-as one file. A malformed sentence (or text line) does not stop the run: it is left out of its
+Shards are read on the workers and cut into the batches inference.py would tag (sentences
+sorted by length), the batches are spread over the workers and tagged by a Beam ModelHandler
+that loads the model (a model folder, its export/ or frozen/) once per worker process, and
+each shard's tagged sentences are put back in order and written as one file. A malformed sentence (or text line) does not stop the run: it is left out of its
 shard's output and listed as `shard:line: what was expected` in OUTPUT/_malformed.txt; the
 command then exits with status 1. Without --runner the pipeline runs in this process on
 Beam's FnApiRunner (the local runner, without the Prism download that DirectRunner tries).
@@ -144,12 +144,16 @@ def text_records(data: bytes, name: str):
 
 
 class ReadShard(beam.DoFn):
-    """path -> (path, Record) for each sentence, (path, None) once (so that a shard with no
-    sentence still gets its output), and `path:line: what` on the 'malformed' output."""
+    """path -> the shard's sentences in the batches inference.py would form for it: on the
+    'batches' output, (path, tuple of Records) for each batch of `batch_size` sentences of the
+    length-sorted shard; on the main output, (path, Record) for each -DOCSTART- line, passed
+    through untagged, and (path, None) once, so that a shard with no sentence still gets its
+    output; on the 'malformed' output, `path:line: what was expected` for each bad record."""
 
-    def __init__(self, text: bool, feature_columns):
+    def __init__(self, text: bool, feature_columns, batch_size: int):
         self.text = text
         self.feature_columns = tuple(feature_columns)
+        self.batch_size = batch_size
         self.malformed = beam.metrics.Metrics.counter(METRICS, "malformed_records")
         self.sentences = beam.metrics.Metrics.counter(METRICS, "sentences")
 
@@ -158,24 +162,31 @@ class ReadShard(beam.DoFn):
             data = f.read()
         yield path, None
         records = text_records(data, path) if self.text else conll_records(data, path, self.feature_columns)
+        to_tag = []
         for item in records:
             if isinstance(item, conll.InputError):
                 self.malformed.inc()
                 yield beam.pvalue.TaggedOutput("malformed", str(item))
-            else:
-                if not item.sentence.docstart:
-                    self.sentences.inc()
+            elif item.sentence.docstart:
                 yield path, item
+            else:
+                to_tag.append(item)
+        self.sentences.inc(len(to_tag))
+        # tagging.tag_sentences's order (a stable sort by length), cut into its batches.
+        to_tag.sort(key=lambda record: len(record.sentence))
+        for start in range(0, len(to_tag), self.batch_size):
+            yield beam.pvalue.TaggedOutput("batches", (path, tuple(to_tag[start:start + self.batch_size])))
 
 
 class TaggerModelHandler(ModelHandler):
     """A Beam ModelHandler over tagging.py: load_model loads the folder once per worker process
-    (RunInference shares it between the threads of the process); run_inference tags a batch of
-    Records with tagging.tag_sentences, the function inference.py uses. Tags come out in IOB2;
-    the writer converts them to each shard's scheme."""
+    (RunInference shares it between the threads of the process); run_inference tags batches of
+    Records with tagging.tag_sentences, the function inference.py uses. An example is a whole
+    batch of sentences (ReadShard forms them as inference.py does), so each call gets one.
+    Tags come out in IOB2; the writer converts them to each shard's scheme."""
 
     def __init__(self, model_dir: str, batch_size: int = 256):
-        super().__init__(min_batch_size=batch_size, max_batch_size=batch_size)
+        super().__init__(min_batch_size=1, max_batch_size=1)
         self.model_dir = model_dir
         self.batch_size = batch_size
 
@@ -185,11 +196,15 @@ class TaggerModelHandler(ModelHandler):
 
     def run_inference(self, batch, model, inference_args=None):
         import tagging
-        results = tagging.tag_sentences(model, [record.sentence for record in batch], "iob2", self.batch_size)
-        return [PredictionResult(record, result) for record, result in zip(batch, results)]
+        predictions = []
+        for records in batch:
+            results = tagging.tag_sentences(model, [record.sentence for record in records], "iob2",
+                                            self.batch_size)
+            predictions.append(PredictionResult(records, results))
+        return predictions
 
     def get_num_bytes(self, batch) -> int:
-        return sum(len(line) for record in batch for line in record.sentence.lines)
+        return sum(len(line) for records in batch for record in records for line in record.sentence.lines)
 
     def get_metrics_namespace(self) -> str:
         return METRICS
@@ -240,17 +255,14 @@ def build(pipeline, shards: list[str], model_dir: str, output: str, text: bool =
     read = (pipeline
             | "Shards" >> beam.Create(shards)
             | "Spread shards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(text, feature_columns)).with_outputs("malformed", main="records"))
-    records = read.records
-    to_tag = (records
-              | "Sentences" >> beam.Filter(lambda item: item[1] is not None and not item[1].sentence.docstart)
-              | "Spread sentences" >> beam.Reshuffle())
-    tagged = (to_tag
+            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size)).with_outputs(
+                "batches", "malformed", main="untagged"))
+    tagged = (read.batches
+              | "Spread batches" >> beam.Reshuffle()
               | "Tag" >> RunInference(KeyedModelHandler(TaggerModelHandler(model_dir, batch_size)))
-              | "Results" >> beam.MapTuple(lambda path, prediction: (path, (prediction.example,
-                                                                            prediction.inference))))
-    untagged = (records
-                | "Not tagged" >> beam.Filter(lambda item: item[1] is None or item[1].sentence.docstart)
+              | "Results" >> beam.FlatMapTuple(lambda path, prediction: [
+                  (path, (record, result)) for record, result in zip(prediction.example, prediction.inference)]))
+    untagged = (read.untagged
                 | "As results" >> beam.MapTuple(lambda path, record: (path, None if record is None else (record, None))))
     _ = ((tagged, untagged)
          | "Together" >> beam.Flatten()
