@@ -2,6 +2,7 @@
 
     python train.py --config experiments/bilstm_crf.json --data_dir DATA --emb_dir embeddings/NAME \
         --model_dir runs/NAME [--seed N] [--epochs N] [--set key=value ...] [--resume]
+        [--strategy default|mirrored|multi_worker]
 
 The model folder receives config.json, the vocabularies, checkpoints/best (the model to
 use), checkpoints/last (to --resume), history.jsonl (one line per epoch) and logs/ (TensorBoard).
@@ -29,6 +30,13 @@ def parse_args(argv=None):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, value in JSON (e.g. --set lstm_layers=2 --set use_crf=false)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
+                        help="default: one device; mirrored: every local GPU (tf.distribute.MirroredStrategy); "
+                             "multi_worker: the cluster in TF_CONFIG (MultiWorkerMirroredStrategy), the same "
+                             "command on every host. batch_size is the global batch; only the chief writes files")
+    parser.add_argument("--logical_cpus", type=int, default=0, metavar="N",
+                        help="with --strategy mirrored: split the CPU into N logical devices, one replica each "
+                             "(to test or measure the distributed step without GPUs)")
     return parser.parse_args(argv)
 
 
@@ -68,10 +76,17 @@ def main(argv=None):
     if not args.resume and os.path.isdir(checkpoint_dir):
         raise SystemExit(f"{args.model_dir}: already holds a model; use --resume to continue it or another --model_dir")
 
-    # TensorFlow is imported only now, so --help and argument errors stay fast.
+    # TensorFlow is imported only now, so --help and argument errors stay fast; the strategy is
+    # made before any TensorFlow op runs (multi-worker collectives and logical devices need that).
+    import distribute
+    try:
+        strategy = distribute.make_strategy(args.strategy, args.logical_cpus)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     from trainer import Trainer
-    trainer = Trainer(config, args.emb_dir, args.model_dir, resume=args.resume)
+    trainer = Trainer(config, args.emb_dir, args.model_dir, resume=args.resume, strategy=strategy)
     trainer.fit(train_sentences, dev_sentences, dev_scheme)
+    return trainer
 
 
 if __name__ == "__main__":
