@@ -43,6 +43,7 @@ class Trainer:
             copy_vocabulary(vocab, model_dir)
             config.save(os.path.join(model_dir, "config.json"))
         self.model = Tagger(config, vocab)
+        self.model.cache_contextual_features()  # frozen BERT/ELMo: computed once per sentence (issue 5)
         self.variables = self.model.trainable_variables
         self.optimizer = Adam(config, self.variables)
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
