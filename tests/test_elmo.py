@@ -170,3 +170,27 @@ def test_bert_and_elmo_stack_with_words_and_characters(corpus_dir, emb_dir, elmo
     pred = tmp_path / "pred.txt"
     inference.main(["--model_dir", model_dir, "--input", os.path.join(corpus_dir, "test.txt"), "--output", str(pred)])
     assert pred.read_text(encoding="utf-8").count("\n") == open(os.path.join(corpus_dir, "test.txt")).read().count("\n")
+
+
+def test_stacked_tagger_predictions_do_not_depend_on_padding(elmo_dir, tmp_path):
+    """As tests/test_model.py checks for GloVe models: a sentence tags alike alone and in a padded batch."""
+    from conftest import TINY_CONFIG
+    from config import Config
+    from embvec import RESERVED, Vocabulary
+    from model import Tagger
+    words = ["john", "went", "to", "paris"]
+    np.save(tmp_path / "embeddings.npy", np.random.default_rng(0).normal(size=(RESERVED + 4, 5)).astype(np.float32))
+    vocab = Vocabulary(words=words, chars=sorted(set("".join(words))), entity_types=["LOC", "PER"], columns={},
+                       meta={"lowercase": True, "dim": 5, "num_oov": 0}, folder=str(tmp_path))
+    bert_dir = tiny.write_bert_google(tmp_path / "bert")
+    tf.random.set_seed(0)
+    config = Config().with_overrides(TINY_CONFIG[1::2]).replace(
+        emb_class="bert+elmo", bert_path=bert_dir, elmo_path=elmo_dir, bert_layers=[0, 2], bert_max_seq_length=8)
+    model = Tagger(config, vocab)
+    sentence = ["John", "went", "to", "Unbelievable", "Paris", "."]
+    no_features = tf.zeros([1, 6, 0], tf.string)
+    alone = model.predict(tf.constant([sentence]), tf.constant([6]), no_features)
+    padded = [sentence + ["Berlin", "x", "John"], ["Paris"] * 9]
+    together = model.predict(tf.constant(padded), tf.constant([6, 9]), tf.zeros([2, 9, 0], tf.string))
+    assert alone["tags"].numpy()[0].tolist() == together["tags"].numpy()[0, :6].tolist()
+    np.testing.assert_allclose(alone["confidence"].numpy()[0], together["confidence"].numpy()[0, :6], atol=1e-4)
