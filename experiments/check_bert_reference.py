@@ -34,6 +34,7 @@ SENTENCES = [
 
 def compare(bert_path: str, sentences: list[list[str]] = SENTENCES) -> dict:
     """-> {"pieces_equal": bool, "max_abs_diff": [per hidden state], "layers": int}."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder: transformers must not reach for the hub
     import tensorflow as tf
     import torch
     from transformers import BertModel as TorchBertModel
