@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import atomic
 
-ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha")
+ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha", "none")
 TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
-EMB_CLASSES = ("glove",)
+EMB_CLASSES = ("glove", "elmo", "bert", "bert+elmo")
 METRICS = ("token_f1", "chunk_f1")
 TAG_SCHEMES = ("iob1", "iob2", "iobes")
 
@@ -22,7 +22,18 @@ TAG_SCHEMES = ("iob1", "iob2", "iobes")
 @dataclass
 class Config:
     # Features
-    emb_class: str = "glove"
+    emb_class: str = "glove"           # glove | elmo | bert | bert+elmo: contextual vectors join word + char features
+    bert_path: str = ""                # Google (bert_config.json + bert_model.ckpt) or HF (config.json + model.safetensors) folder
+    bert_layers: list = field(default_factory=lambda: [-1])  # hidden states used: 0 embeddings .. -1 last; several: scalar mix
+    bert_pooling: str = "mean"         # a word's vector from its pieces: "mean" | "first"
+    bert_max_seq_length: int = 128     # pieces per BERT window, [CLS] and [SEP] included; longer sentences: overlapping windows
+    bert_lowercase: str = "auto"       # "auto" (tokenizer config, else vocab.txt's casing) | "yes" | "no"
+    bert_finetune: bool = False        # train BERT's weights (AdamW) instead of reading frozen features
+    bert_learning_rate: float = 5e-5   # fine-tuning: BERT's own learning rate (warmup, then the lr decay)
+    bert_warmup_steps: int = 0         # fine-tuning: linear warmup of bert_learning_rate
+    bert_weight_decay: float = 0.01    # fine-tuning: decoupled weight decay (not on LayerNorm and biases)
+    elmo_path: str = ""                # folder with bilm's options.json + weights.hdf5
+    contextual_cache: bool = True      # training: frozen BERT/ELMo vectors computed once per sentence and kept in memory
     word_emb_trainable: bool = False   # fine-tune the pretrained vectors
     oov_vectors: str = "trained"       # train-only words missing from the pretrained set: "trained" | "zero"
     char_dim: int = 25
@@ -96,6 +107,21 @@ class Config:
         if self.encoder == "bilstm+mha" and 2 * self.lstm_units % self.mha_heads:
             raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of 2 * lstm_units="
                              f"{2 * self.lstm_units} (the BiLSTM's output width)")
+        if "bert" in self.emb_class:
+            if not self.bert_path:
+                raise ValueError(f"config emb_class={self.emb_class}: needs bert_path (a BERT folder or a packaged model)")
+            if not self.bert_layers or any(not isinstance(i, int) or isinstance(i, bool) for i in self.bert_layers):
+                raise ValueError(f"config bert_layers={self.bert_layers}: expected a non-empty list of layer indices")
+        if "elmo" in self.emb_class and not self.elmo_path:
+            raise ValueError(f"config emb_class={self.emb_class}: needs elmo_path (a folder with options.json + weights.hdf5)")
+        if self.bert_pooling not in ("mean", "first"):
+            raise ValueError(f"config bert_pooling={self.bert_pooling!r}: expected mean or first")
+        if self.bert_lowercase not in ("auto", "yes", "no"):
+            raise ValueError(f"config bert_lowercase={self.bert_lowercase!r}: expected auto, yes or no")
+        if self.bert_max_seq_length < 3:
+            raise ValueError(f"config bert_max_seq_length={self.bert_max_seq_length}: expected at least 3")
+        if self.bert_warmup_steps < 0 or self.bert_weight_decay < 0 or self.bert_learning_rate < 0:
+            raise ValueError("config bert_warmup_steps, bert_weight_decay, bert_learning_rate: expected >= 0")
         if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
             raise ValueError(f"config feature_columns={self.feature_columns}: expected column numbers >= 1 "
                              "(0 is the word, the last column the tag)")

@@ -10,14 +10,18 @@ import tensorflow as tf
 import input as conll
 from config import Config
 from embvec import RESERVED, UNKNOWN_ID, Vocabulary
+from layers.bert import BertFeatures
 from layers.bilstm import BiLSTM
 from layers.char_cnn import CharCNN
 from layers.crf import CRF
 from layers.dense import Dense
+from layers.elmo import ELMo
 from layers.embedding import Embedding, WordEmbedding
+from layers.feature_cache import FeatureCache
 from layers.featurizer import SHAPE_PATTERNS, Featurizer
 from layers.highway import Highway
 from layers.qrnn import QRNN
+from layers.scalar_mix import ScalarMix
 from layers.softmax import SoftmaxHead
 from layers.stacked import ResidualSelfAttention, Stacked
 from layers.transformer import Transformer
@@ -35,7 +39,65 @@ def build_transformer(config: Config, input_dim: int, add_positions: bool) -> Tr
                        attention_dropout=config.attention_dropout, add_positions=add_positions)
 
 
+class NoEncoder(tf.Module):
+    """encoder "none": the features go straight to the head (e.g. fine-tuned BERT + CRF)."""
+
+    def __init__(self, input_dim: int, name: str = "no_encoder"):
+        super().__init__(name=name)
+        self.output_dim = input_dim
+
+    def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
+        return x
+
+
+class NotExportable(ValueError):
+    pass
+
+
+class Contextual(tf.Module):
+    """A contextual model's per-layer word vectors [B, T, K, D] -> [B, T, D]: the one layer, or a
+    learned scalar mix of the K layers. Frozen models can keep their vectors in a FeatureCache."""
+
+    def __init__(self, model: tf.Module, frozen: bool, name: str):
+        super().__init__(name=name)
+        self.model = model
+        self.frozen = frozen
+        self.mix = ScalarMix(model.num_layers) if model.num_layers > 1 else None
+        self.output_dim = model.output_dim
+        # FeatureCache is no tf.Module nor Trackable: checkpoints and SavedModels never see its table.
+        self.cache = None
+
+    def enable_cache(self):
+        if self.frozen:
+            self.cache = FeatureCache(self.model.num_layers * self.model.output_dim)
+
+    def __call__(self, words, lengths, training: bool) -> tf.Tensor:
+        shape = tf.shape(words)
+        k, d = self.model.num_layers, self.model.output_dim
+        if self.cache is not None:
+            flat = self.cache(words, lengths,
+                              lambda: tf.reshape(self.model(words, lengths, False), [shape[0], shape[1], k * d]))
+            layers = tf.reshape(flat, [shape[0], shape[1], k, d])
+        else:
+            layers = self.model(words, lengths, training and not self.frozen)
+        return self.mix(layers) if self.mix is not None else layers[:, :, 0]
+
+
+def build_contextual(config: Config) -> list[Contextual]:
+    """emb_class: the contextual features that join the word and character features."""
+    modules = []
+    if "bert" in config.emb_class:
+        bert = BertFeatures(config.bert_path, config.bert_layers, config.bert_pooling, config.bert_max_seq_length,
+                            config.bert_lowercase, finetune=config.bert_finetune)
+        modules.append(Contextual(bert, frozen=not config.bert_finetune, name="bert_features"))
+    if "elmo" in config.emb_class:
+        modules.append(Contextual(ELMo(config.elmo_path), frozen=True, name="elmo_features"))
+    return modules
+
+
 def build_encoder(config: Config, input_dim: int) -> tf.Module:
+    if config.encoder == "none":
+        return NoEncoder(input_dim)
     if config.encoder == "transformer":
         return build_transformer(config, input_dim, add_positions=True)
     if config.encoder == "qrnn":
@@ -66,8 +128,12 @@ class Tagger(tf.Module):
                                   for c in config.feature_columns]
         self.shape_embedding = (Embedding(len(SHAPE_PATTERNS) + 2, config.casing_dim, name="shape")
                                 if config.casing_dim > 0 else None)
+        try:
+            self.contextual = build_contextual(config)
+        except ValueError as e:
+            raise ValueError(f"emb_class={config.emb_class}: {e}") from None
         input_dim = (vocab.meta["dim"] + self.char_cnn.output_dim + config.feature_dim * len(config.feature_columns)
-                     + config.casing_dim)
+                     + config.casing_dim + sum(c.output_dim for c in self.contextual))
         self.highway = Highway(input_dim, config.highway_layers) if config.highway_layers > 0 else None
         self.encoder = build_encoder(config, input_dim)
         self.projection = Dense(self.encoder.output_dim, len(self.tag_names), name="projection")
@@ -89,6 +155,7 @@ class Tagger(tf.Module):
         parts += [embed(ids) for embed, ids in zip(self.column_embeddings, featurizer.column_ids(features))]
         if self.shape_embedding is not None:
             parts.append(self.shape_embedding(featurizer.shape_ids(words)))
+        parts += [contextual(words, lengths, training) for contextual in self.contextual]
         x = tf.concat(parts, axis=-1)
         if self.highway is not None:
             x = self.highway(x)
@@ -121,11 +188,24 @@ class Tagger(tf.Module):
             outputs["emissions"] = emissions
         return outputs
 
+    def cache_contextual_features(self):
+        """Training: frozen BERT/ELMo vectors are computed once per distinct sentence and then looked
+        up (layers/feature_cache.py); config contextual_cache=false turns it off. Call before the
+        first trace of loss or predict."""
+        if self.config.contextual_cache:
+            for contextual in self.contextual:
+                contextual.enable_cache()
+
     def serving_function(self, with_emissions: bool = False):
         """predict as a concrete function for export and freezing; its inputs are words and lengths,
         plus features only when the config reads feature columns (no caller feeds an unused input).
         with_emissions adds the emission scores [B, T, num_tags], for runners that decode natively
         (head_description)."""
+        if "bert" in self.config.emb_class:
+            raise NotExportable(
+                f"emb_class={self.config.emb_class}: BERT models cannot be exported or frozen: their WordPiece "
+                "tokenization runs in Python (the tokenizers library) and a SavedModel or frozen graph cannot hold "
+                "it. Tag with inference.py --model_dir, which runs the checkpoint.")
         if self.config.feature_columns:
             @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
             def serve(words, lengths, features):

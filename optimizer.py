@@ -2,18 +2,33 @@
 
 Slots are created up front for the given variables (so the step runs inside tf.function and
 under a tf.distribute strategy scope) and are saved in the checkpoint with the model.
+
+Fine-tuned BERT (config bert_finetune) has its own group: BERT's variables (layers/bert.py
+names them bert/...) follow bert_learning_rate with its own warmup (bert_warmup_steps), the
+same decay, and AdamW's decoupled weight decay (bert_weight_decay, not on LayerNorm and
+biases, as Google's BERT optimizer).
 """
 import tensorflow as tf
 
 from config import Config
+from layers.bert import is_bert_variable, no_weight_decay
 
 
 def learning_rate(config: Config, step: tf.Tensor) -> tf.Tensor:
     """Linear warmup to config.learning_rate, then exponential decay."""
+    return _schedule(config, step, config.learning_rate, config.warmup_steps)
+
+
+def bert_learning_rate(config: Config, step: tf.Tensor) -> tf.Tensor:
+    """Fine-tuned BERT: linear warmup to config.bert_learning_rate, then the same decay."""
+    return _schedule(config, step, config.bert_learning_rate, config.bert_warmup_steps)
+
+
+def _schedule(config: Config, step: tf.Tensor, peak: float, warmup_steps: int) -> tf.Tensor:
     step = tf.cast(step, tf.float32)
-    decayed = config.learning_rate * tf.pow(config.lr_decay_rate, step / config.lr_decay_steps)
-    if config.warmup_steps > 0:
-        decayed *= tf.minimum(1.0, (step + 1.0) / config.warmup_steps)
+    decayed = peak * tf.pow(config.lr_decay_rate, step / config.lr_decay_steps)
+    if warmup_steps > 0:
+        decayed *= tf.minimum(1.0, (step + 1.0) / warmup_steps)
     return decayed
 
 
@@ -26,6 +41,10 @@ class Adam(tf.Module):
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.first_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name="m") for v in variables]
         self.second_moments = [tf.Variable(tf.zeros_like(v), trainable=False, name="v") for v in variables]
+        # Per variable: in BERT's group (own learning rate), and its weight decay rate.
+        self.in_bert = [config.bert_finetune and is_bert_variable(v) for v in variables]
+        self.decay = [config.bert_weight_decay if bert and not no_weight_decay(v) else 0.0
+                      for v, bert in zip(variables, self.in_bert)]
 
     def apply(self, gradients, variables) -> tf.Tensor:
         """One update; returns the learning rate used."""
@@ -34,10 +53,16 @@ class Adam(tf.Module):
             gradients, _ = tf.clip_by_global_norm(gradients, self.config.clip_norm)
         lr = learning_rate(self.config, self.step)
         t = tf.cast(self.step + 1, tf.float32)
-        corrected_lr = lr * tf.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
-        for g, v, m, s in zip(gradients, variables, self.first_moments, self.second_moments):
+        correction = tf.sqrt(1.0 - self.beta2 ** t) / (1.0 - self.beta1 ** t)
+        bert_lr = bert_learning_rate(self.config, self.step) if any(self.in_bert) else None
+        for g, v, m, s, in_bert, decay in zip(gradients, variables, self.first_moments, self.second_moments,
+                                              self.in_bert, self.decay):
             m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
             s.assign(self.beta2 * s + (1.0 - self.beta2) * tf.square(g))
-            v.assign_sub(corrected_lr * m / (tf.sqrt(s) + self.epsilon))
+            group_lr = bert_lr if in_bert else lr
+            update = group_lr * correction * m / (tf.sqrt(s) + self.epsilon)
+            if decay > 0:
+                update += group_lr * decay * v  # AdamW: decay applied to the weights, outside the moments
+            v.assign_sub(update)
         self.step.assign_add(1)
         return lr

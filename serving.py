@@ -234,5 +234,9 @@ def command_line(argv, description: str, default_dir: str, write) -> None:
     except (FileNotFoundError, ValueError) as e:
         raise SystemExit(str(e)) from None
     out = args.out or os.path.join(args.model_dir, default_dir)
-    write(model, os.path.join(args.model_dir, CONFIG), out)
+    from model import NotExportable
+    try:
+        write(model, os.path.join(args.model_dir, CONFIG), out)
+    except NotExportable as e:
+        raise SystemExit(str(e)) from None
     print(f"wrote {out}")

@@ -53,6 +53,7 @@ class Trainer:
                 config.save(os.path.join(model_dir, "config.json"))
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self.model = Tagger(config, vocab)
+            self.model.cache_contextual_features()  # frozen BERT/ELMo: computed once per sentence
             self.variables = self.model.trainable_variables
             self.optimizer = Adam(config, self.variables)
             self.average = (WeightAverage(self.variables, config.weight_averaging) if config.weight_averaging > 0
