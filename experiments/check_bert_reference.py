@@ -25,8 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 SENTENCES = [
-    ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
-    ["Peter", "Blackburn"],
+    ["Officials", "in", "Brussels", "rejected", "the", "Dutch", "proposal", "on", "Tuesday", "."],
+    ["Anna", "Lindqvist"],
     ["Müller", "scored", "in", "São", "Paulo", "on", "1996-08-22", ",", "said", "U.S.", "officials", "."],
     ["Unbelievably", "tokenization-heavy", "phrasing", ":", "antidisestablishmentarianism", "!"],
 ]

@@ -118,11 +118,11 @@ def test_conll_records_read_as_parse_conll(corpus_dir):
 
 
 def test_missing_feature_column_is_a_malformed_record():
-    data = b"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP\nBlackburn NNP\n"
+    data = b"Anna NNP B-NP B-PER\nvisits VBZ B-VP O\n\nOslo NNP\nharbour NN\n"
     items = list(beam_tag.conll_records(data, "x.txt", feature_columns=(1, 2)))
     assert isinstance(items[0], beam_tag.Record)
     assert str(items[1]) == "x.txt:4: expected 4 columns like line 1, found 2"
-    items = list(beam_tag.conll_records(b"Peter NNP\nBlackburn NNP\n", "y.txt", feature_columns=(1, 2)))
+    items = list(beam_tag.conll_records(b"Oslo NNP\nharbour NN\n", "y.txt", feature_columns=(1, 2)))
     assert str(items[0]) == "y.txt:1: the model reads column 3 (features [1, 2]); found 2 columns"
 
 
