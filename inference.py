@@ -18,6 +18,7 @@ import sys
 
 import atomic
 import input as conll
+import tf_options
 
 TAG_PATTERN = re.compile(r"O|[BIES]-.+")
 
@@ -105,6 +106,7 @@ def main(argv=None):
     except conll.InputError as e:
         raise SystemExit(str(e)) from None
 
+    tf_options.prefer_plain_cpu_kernels()
     from tagging import load_model, tag_sentences  # TensorFlow loads only once the input is known good
     try:
         model = load_model(args.model_dir)

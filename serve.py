@@ -48,6 +48,8 @@ def main(argv=None):
         parser.error("--max_wait_ms: expected 0 or more")
 
     # TensorFlow and aiohttp load only once the arguments are known good.
+    import tf_options
+    tf_options.prefer_plain_cpu_kernels()
     from aiohttp import web
 
     import http_service

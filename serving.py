@@ -105,6 +105,19 @@ def _table_nodes(graph_def, placeholder, handle) -> list:
     return constants + [initializer]
 
 
+def _drop_control_inputs(graph_def, node_names: list[str]) -> None:
+    """A function's outputs wait, through control inputs, for every stateful op it ran: variable
+    reads (constants once frozen) and table lookups, including those inside the CRF marginals'
+    tf.cond. A frozen graph has no effects left to order (the tables are filled once by the init
+    op), so the waits only make every fetch run ops it does not need, such as that cond."""
+    wanted = set(node_names)
+    for node in graph_def.node:
+        if node.name in wanted:
+            data_inputs = [name for name in node.input if not name.startswith("^")]
+            del node.input[:]
+            node.input.extend(data_inputs)
+
+
 def frozen_graph(model) -> tuple:
     """-> (GraphDef of the serving function with variables as constants and tables inside, manifest).
 
@@ -132,6 +145,7 @@ def frozen_graph(model) -> tuple:
     names = [spec.name for spec in function.structured_input_signature[0]]
     output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
     outputs = dict(zip(output_names, frozen.outputs))
+    _drop_control_inputs(graph_def, [tensor.op.name for tensor in outputs.values()])
     manifest = {"graph": FROZEN_GRAPH,
                 "inputs": {name: tensor.name for name, tensor in zip(names, data_inputs)},
                 "outputs": {key: tensor.name for key, tensor in outputs.items()},

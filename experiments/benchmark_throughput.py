@@ -20,6 +20,9 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
+import tf_options  # noqa: E402
+
+tf_options.prefer_plain_cpu_kernels()  # as inference.py does, before serving imports TensorFlow
 import input as conll  # noqa: E402
 import results  # noqa: E402
 import serving  # noqa: E402

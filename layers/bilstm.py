@@ -23,13 +23,11 @@ class LSTMDirection(tf.Module):
         # Gate blocks in the order input, cell, forget, output; the kernel adds FORGET_BIAS to the forget gate.
         self.bias = tf.Variable(tf.zeros([4 * units]), name="bias")
 
-    def __call__(self, x_time_major: tf.Tensor) -> tf.Tensor:
-        """x [T, B, D] -> hidden states [T, B, units]."""
-        batch = tf.shape(x_time_major)[1]
-        zeros = tf.zeros([batch, self.units])
+    def __call__(self, x_time_major: tf.Tensor, steps: tf.Tensor, zeros: tf.Tensor) -> tf.Tensor:
+        """x [T, B, D], steps = T (int64), zeros [B, units] (the initial state) -> hidden states [T, B, units]."""
         no_peephole = tf.zeros([self.units])
         outputs = tf.raw_ops.BlockLSTM(
-            seq_len_max=tf.cast(tf.shape(x_time_major)[0], tf.int64), x=x_time_major, cs_prev=zeros, h_prev=zeros,
+            seq_len_max=steps, x=x_time_major, cs_prev=zeros, h_prev=zeros,
             w=self.kernel, wci=no_peephole, wcf=no_peephole, wco=no_peephole, b=self.bias,
             forget_bias=FORGET_BIAS, cell_clip=-1.0, use_peephole=False)  # a negative clip means none
         return outputs[6]
@@ -49,10 +47,12 @@ class BiLSTM(tf.Module):
     def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
         """x [B, T, D], lengths [B] -> [B, T, 2 * units] (positions past a length are undefined)."""
         h = tf.transpose(x, [1, 0, 2])
+        shape = tf.shape(x)  # shared by every direction: each shape op costs a serving call time
+        steps, zeros = tf.cast(shape[1], tf.int64), tf.zeros(tf.stack([shape[0], self.output_dim // 2]))
         for i, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i > 0 and training and self.dropout > 0:
                 h = tf.nn.dropout(h, self.dropout)
             reversed_h = tf.reverse_sequence(h, lengths, seq_axis=0, batch_axis=1)
-            backward_h = tf.reverse_sequence(backward(reversed_h), lengths, seq_axis=0, batch_axis=1)
-            h = tf.concat([forward(h), backward_h], axis=-1)
+            backward_h = tf.reverse_sequence(backward(reversed_h, steps, zeros), lengths, seq_axis=0, batch_axis=1)
+            h = tf.concat([forward(h, steps, zeros), backward_h], axis=-1)
         return tf.transpose(h, [1, 0, 2])

@@ -12,4 +12,4 @@ class Dense(tf.Module):
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
         """x: [..., input_dim] -> [..., output_dim]."""
-        return tf.tensordot(x, self.kernel, 1) + self.bias
+        return tf.matmul(x, self.kernel) + self.bias  # [B, T, D] x [D, O] broadcasts: one op, not tensordot's dozen

@@ -13,8 +13,10 @@ class Embedding(tf.Module):
         self.table = tf.Variable(uniform([vocab_size, dim], 0.1), name="table")
 
     def __call__(self, ids: tf.Tensor) -> tf.Tensor:
-        mask = tf.cast(tf.not_equal(ids, 0), tf.float32)[..., None]
-        return tf.gather(self.table, ids) * mask
+        # Row 0 is read as zeros whatever the variable holds. Masking the table, not the vectors,
+        # costs nothing in a frozen graph: the table is a constant there and this folds away.
+        table = tf.concat([tf.zeros_like(self.table[:1]), self.table[1:]], axis=0)
+        return tf.gather(table, ids)
 
 
 class WordEmbedding(tf.Module):

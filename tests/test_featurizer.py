@@ -30,6 +30,19 @@ def test_words_chars_and_columns_map_to_ids_with_padding_and_unknown():
     assert columns[0].numpy().tolist() == [[RESERVED + 1, 1, 0]]
 
 
+def test_chars_are_code_points_and_invalid_utf8_reads_as_the_replacement_character():
+    vocab = Vocabulary(words=[], chars=["a", "\ufffd", "€"], entity_types=TYPES, columns={}, meta={"lowercase": True},
+                       folder="")
+    f = Featurizer(vocab, "iobes", [], max_word_length=5)
+    words = tf.constant([[b"a\xffa", "€x".encode()], [b"", b""]])
+    assert f.char_ids(words).numpy().tolist() == [[[RESERVED, RESERVED + 1, RESERVED], [RESERVED + 2, 1, 0]],
+                                                  [[0, 0, 0], [0, 0, 0]]]
+    assert f.char_ids(tf.zeros([1, 0], tf.string)).shape == (1, 0, 0)
+    with pytest.raises(ValueError, match="line 2: 'ab' is not one character"):
+        Featurizer(Vocabulary(words=[], chars=["a", "ab"], entity_types=TYPES, columns={}, meta={"lowercase": True},
+                              folder=""), "iobes", [], max_word_length=5)
+
+
 def test_word_shapes():
     ids = Featurizer.shape_ids(tf.constant([["the", "EU", "Paris", "1996", "iPod", "--", ""]])).numpy()
     assert ids.tolist() == [[1, 2, 3, 4, 5, 6, 0]]

@@ -88,15 +88,16 @@ def test_lstm_direction_matches_reference_and_its_gradient_matches_finite_differ
     lstm = LSTMDirection(input_dim=3, units=4, name="lstm")
     lstm.bias.assign(tf.random.normal([16]) * 0.3)
     x = tf.random.normal([5, 2, 3])
-    np.testing.assert_allclose(lstm(x).numpy(), reference_lstm(x.numpy(), lstm.kernel.numpy(), lstm.bias.numpy(),
+    steps, zeros = tf.constant(5, tf.int64), tf.zeros([2, 4])
+    np.testing.assert_allclose(lstm(x, steps, zeros).numpy(), reference_lstm(x.numpy(), lstm.kernel.numpy(), lstm.bias.numpy(),
                                                                FORGET_BIAS), atol=1e-5)
 
     def loss(kernel):
         lstm.kernel.assign(kernel)
-        return float(tf.reduce_sum(lstm(x) ** 2))
+        return float(tf.reduce_sum(lstm(x, steps, zeros) ** 2))
     kernel = lstm.kernel.numpy()
     with tf.GradientTape() as tape:
-        value = tf.reduce_sum(lstm(x) ** 2)
+        value = tf.reduce_sum(lstm(x, steps, zeros) ** 2)
     analytic = tape.gradient(value, lstm.kernel).numpy()
     numeric = np.zeros_like(kernel)
     eps = 1e-2

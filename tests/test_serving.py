@@ -80,6 +80,23 @@ def test_frozen_graph_creates_its_tables_and_fills_them_with_the_init_op(frozen_
     assert tags.shape == (1, 3)
 
 
+def test_frozen_emissions_run_no_crf_op(frozen_dir):
+    """The outputs carry no control inputs, so fetching the emission scores (what the native heads
+    read) runs the encoder only, not the CRF's decoding or its marginals' cond."""
+    manifest = json.load(open(os.path.join(frozen_dir, serving.MANIFEST)))
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(open(os.path.join(frozen_dir, manifest["graph"]), "rb").read())
+    nodes = {node.name: node for node in graph_def.node}
+    needed, pending = set(), [manifest["outputs"]["emissions"].split(":")[0]]
+    while pending:
+        name = pending.pop()
+        if name not in needed:
+            needed.add(name)
+            pending += [source.lstrip("^").split(":")[0] for source in nodes[name].input]
+    assert not {nodes[name].op for name in needed} & {"While", "StatelessWhile", "If", "Switch", "Merge", "NoOp"}
+    assert "BlockLSTM" in {nodes[name].op for name in needed}
+
+
 def test_load_model_reports_a_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="model folder not found"):
         load_model(str(tmp_path / "nothing"))
