@@ -27,7 +27,7 @@ def load_model(folder: str):
     if any(os.path.exists(os.path.join(folder, name)) for name in ("saved_model.pb", "variables")):
         return serving.ExportedTagger(folder)
     if any(os.path.exists(os.path.join(folder, name)) for name in (serving.MANIFEST, serving.FROZEN_GRAPH)):
-        return serving.FrozenTagger(folder)
+        return serving.load_frozen(folder)
     return load_checkpoint(folder)
 
 

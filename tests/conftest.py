@@ -8,6 +8,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Frozen folders run in a TensorFlow session whether or not build/cc holds a library; the tests of
+# the library (test_cc.py) build their own and point NER_TAGGER_LIB at it.
+os.environ["NER_TAGGER_LIB"] = ""
 
 # Small enough to train in seconds; big enough to learn something.
 TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "char_dim=8", "--set", "casing_dim=4",

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "inference"))
+sys.path.insert(0, ROOT)  # also when run as the fuzzing script
 
 from tagger_ctypes import CTagger, TaggerError  # noqa: E402
 
@@ -62,6 +62,26 @@ def test_tagger_writes_what_inference_py_writes_from_frozen_and_export(model_fix
         assert done.returncode == 0, done.stderr.decode()
         assert done.stdout.decode() == expected.read_text(encoding="utf-8")
         assert b"median" in done.stderr and b"loaded in" in done.stderr
+
+
+@pytest.mark.parametrize("frozen_fixture", ["frozen_dir", "frozen_feature_dir"])
+def test_inference_runs_frozen_folders_on_the_library_when_there_is_one(frozen_fixture, cc_build, corpus_dir, tmp_path,
+                                                                        request, monkeypatch):
+    import inference
+    import serving
+    from tagging import load_model
+    frozen = request.getfixturevalue(frozen_fixture)
+    outputs = []
+    for library, loader in (("", serving.FrozenTagger), (os.path.join(cc_build, "libtagger.so"), serving.NativeFrozenTagger)):
+        monkeypatch.setenv(serving.NATIVE_LIBRARY_ENV, library)
+        assert type(load_model(frozen)) is loader
+        out = tmp_path / f"{loader.__name__}.txt"
+        inference.main(["--model_dir", frozen, "--input", os.path.join(corpus_dir, "test.txt"), "--output", str(out)])
+        outputs.append(out.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") > 100
+    monkeypatch.setenv(serving.NATIVE_LIBRARY_ENV, str(tmp_path / "no-such-library.so"))
+    with pytest.raises(ValueError, match="no-such-library.so"):
+        load_model(frozen)
 
 
 def assert_c_api_tags_like_the_python_loader(cc_build, frozen, corpus_dir):

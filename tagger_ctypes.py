@@ -1,5 +1,5 @@
 """libtagger (inference/cc) from Python through ctypes: the C API as a service in another
-language would call it.
+language would call it, and what serving.NativeFrozenTagger runs frozen folders on.
 
     tagger = CTagger("build/cc/libtagger.so", "runs/NAME/frozen", threads=1)
     tags, confidences = tagger.tag([["Angela", "Merkel", "visited", "Paris"]])[0]
@@ -41,6 +41,7 @@ def _utf8(text: str | bytes) -> bytes:
 
 class CTagger:
     def __init__(self, library_path: str, frozen_dir: str, threads: int = 1):
+        self._handle = None  # for close() when loading the library fails
         self._lib = _load(library_path)
         self._handle = self._lib.tagger_open(frozen_dir.encode(), threads)
         if not self._handle:
