@@ -1,6 +1,7 @@
-"""Single-sentence tagging latency on one thread: Python (frozen graph in a session, and the
-SavedModel signature when exported) and the C++ runner, plus where the time goes in the
-frozen graph (timing the graph cut after each part: featurization, embeddings, BiLSTM, CRF).
+"""Single-sentence tagging latency on one thread: Python (the frozen graph on the C++ runner's
+library, as inference.py runs it once built, and in a TensorFlow session; the SavedModel
+signature when exported) and the C++ runner, plus where the time goes in the frozen graph
+(timing the graph cut after each part: featurization, embeddings, BiLSTM, CRF).
 
     python experiments/benchmark_latency.py --model_dir runs/NAME --input FILE.conll [--record]
 
@@ -111,10 +112,17 @@ def main(argv=None):
     print(f"{len(sentences)} sentences, {statistics.mean(len(s) for s in sentences):.1f} tokens on average")
 
     medians = {}
-    python_times = latencies_ms(frozen.predict, sentences, columns)
-    medians["latency_ms_python_1thread"] = statistics.median(python_times)
-    print(f"Python, frozen graph:   mean {statistics.mean(python_times):.3f} ms, "
-          f"median {medians['latency_ms_python_1thread']:.3f} ms per sentence")
+    library = os.path.join(os.path.dirname(args.tagger), "libtagger.so")
+    if os.path.exists(library):  # what inference.py runs a frozen folder on once the runner is built
+        native_times = latencies_ms(serving.NativeFrozenTagger(frozen_dir, library, threads=1).predict, sentences,
+                                    columns)
+        medians["latency_ms_python_1thread"] = statistics.median(native_times)
+        print(f"Python, libtagger:      mean {statistics.mean(native_times):.3f} ms, "
+              f"median {medians['latency_ms_python_1thread']:.3f} ms per sentence")
+    session_times = latencies_ms(frozen.predict, sentences, columns)
+    medians["latency_ms_python_session_1thread"] = statistics.median(session_times)
+    print(f"Python, TF session:     mean {statistics.mean(session_times):.3f} ms, "
+          f"median {medians['latency_ms_python_session_1thread']:.3f} ms per sentence")
     export_dir = os.path.join(args.model_dir, serving.EXPORT_DIR)
     if os.path.isdir(export_dir):
         import tensorflow as tf  # the SavedModel runs eagerly: one thread is set process-wide
