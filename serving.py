@@ -201,8 +201,8 @@ def native_library() -> str | None:
 
 
 def load_frozen(folder: str, threads: int = 0):
-    """A frozen folder on the C++ runner's library when there is one (NativeFrozenTagger: a third
-    of the latency per sentence), else in a TensorFlow session (FrozenTagger)."""
+    """A frozen folder on the C++ runner's library when there is one (NativeFrozenTagger: two
+    thirds of the session's time per sentence), else in a TensorFlow session (FrozenTagger)."""
     library = native_library()
     return NativeFrozenTagger(folder, library, threads) if library else FrozenTagger(folder, threads)
 
