@@ -136,6 +136,22 @@ def test_c_api_with_feature_columns(cc_build, frozen_feature_dir):
         c_tagger.tag([["Paris"]])
 
 
+def test_tagger_turns_onednn_off_unless_the_caller_chose(cc_build, frozen_dir):
+    """TensorFlow logs as it loads when its oneDNN kernels are on; the runner sets
+    TF_ENABLE_ONEDNN_OPTS=0 before it loads libtagger (and so TensorFlow) unless the caller chose."""
+    base = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    base["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    logs = {}
+    for choice in (None, "1"):
+        env = dict(base, **({"TF_ENABLE_ONEDNN_OPTS": choice} if choice else {}))
+        done = subprocess.run([os.path.join(cc_build, "tagger"), frozen_dir, "--format", "text"], input=b"Hello world\n",
+                              capture_output=True, env=env)
+        assert done.returncode == 0, done.stderr.decode()
+        logs[choice] = done.stderr.decode()
+    assert "oneDNN custom operations are on" in logs["1"]
+    assert "oneDNN custom operations are on" not in logs[None] and "loaded in" in logs[None]
+
+
 def test_text_format_tags_whitespace_tokens(cc_build, frozen_dir):
     done = tagger(cc_build, frozen_dir, "Klaus Müller visited Lisbon\n\n  \nHello\tworld\n".encode(), "--format", "text")
     assert done.returncode == 0, done.stderr.decode()

@@ -19,8 +19,10 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include "tagger.h"
@@ -33,6 +35,51 @@ constexpr size_t kMaxSentenceTokens = 10000;    // likewise, for one sentence's 
 constexpr std::string_view kWhitespace = " \t\n\r\v\f";  // Python's string.whitespace, as input.py splits
 constexpr std::string_view kDocstart = "-DOCSTART-";
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+// libtagger's functions, loaded at run time (LoadLibtagger) rather than linked: TensorFlow reads
+// TF_ENABLE_ONEDNN_OPTS once, when its library loads, and a linked library loads before main.
+namespace api {
+decltype(&::tagger_open) open;
+decltype(&::tagger_close) close;
+decltype(&::tagger_num_feature_columns) num_feature_columns;
+decltype(&::tagger_feature_column) feature_column;
+decltype(&::tagger_tag) tag;
+decltype(&::tagger_result_tags) result_tags;
+decltype(&::tagger_result_free) result_free;
+decltype(&::tagger_last_error) last_error;
+}  // namespace api
+
+// Turns oneDNN off unless the caller chose (its kernels pay a set-up cost per call that one
+// sentence never earns back: the median CoNLL-2003 test sentence took 15% longer with them),
+// then loads libtagger.so from beside this program (the build folder) or ../lib (installed).
+// Returns an error message, or "" on success.
+std::string LoadLibtagger() {
+  setenv("TF_ENABLE_ONEDNN_OPTS", "0", /*overwrite=*/0);
+  char self[4096];
+  ssize_t size = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (size <= 0) return "cannot find this program's folder";
+  std::string folder(self, static_cast<size_t>(size));
+  folder.resize(folder.rfind('/') + 1);
+  void* library = nullptr;
+  std::string errors;
+  for (const std::string& path : {folder + "libtagger.so", folder + "../lib/libtagger.so"}) {
+    if ((library = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    errors += std::string(dlerror()) + "; ";
+  }
+  if (library == nullptr) return "cannot load libtagger.so: " + errors;
+  auto bind = [library](auto& function, const char* name) {
+    function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(dlsym(library, name));
+    return function != nullptr;
+  };
+  if (!(bind(api::open, "tagger_open") && bind(api::close, "tagger_close") &&
+        bind(api::num_feature_columns, "tagger_num_feature_columns") &&
+        bind(api::feature_column, "tagger_feature_column") && bind(api::tag, "tagger_tag") &&
+        bind(api::result_tags, "tagger_result_tags") && bind(api::result_free, "tagger_result_free") &&
+        bind(api::last_error, "tagger_last_error"))) {
+    return "libtagger.so lacks a function of tagger.h";
+  }
+  return "";
+}
 
 using Clock = std::chrono::steady_clock;
 
@@ -132,16 +179,16 @@ class Runner {
     for (const std::string& value : sentence.features) features.push_back(value.c_str());
     int length = static_cast<int>(tokens.size());
     Clock::time_point start = Clock::now();
-    TaggerResult* result = tagger_tag(tagger_, tokens.data(), &length, 1, features.empty() ? nullptr : features.data());
+    TaggerResult* result = api::tag(tagger_, tokens.data(), &length, 1, features.empty() ? nullptr : features.data());
     timings_.push_back(Milliseconds(Clock::now() - start));
-    if (result == nullptr) throw InputError(sentence.first_line, tagger_last_error());
-    const char* const* tags = tagger_result_tags(result);
+    if (result == nullptr) throw InputError(sentence.first_line, api::last_error());
+    const char* const* tags = api::result_tags(result);
     for (size_t i = 0; i < prefixes.size(); ++i) {
       const std::string& prefix = prefixes[i];
       char separator = conll && prefix.find('\t') != std::string::npos ? '\t' : ' ';
       std::fprintf(out_, "%s%c%s\n", prefix.c_str(), separator, tags[i]);
     }
-    tagger_result_free(result);
+    api::result_free(result);
     std::fputc('\n', out_);
     Flush();
   }
@@ -171,7 +218,7 @@ void CheckLength(const Sentence& sentence, size_t line) {
 
 void TagConll(Tagger* tagger, Runner* runner) {
   std::vector<int> feature_columns;
-  for (int i = 0; i < tagger_num_feature_columns(tagger); ++i) feature_columns.push_back(tagger_feature_column(tagger, i));
+  for (int i = 0; i < api::num_feature_columns(tagger); ++i) feature_columns.push_back(api::feature_column(tagger, i));
   int needed_columns = feature_columns.empty() ? 1 : *std::max_element(feature_columns.begin(), feature_columns.end()) + 1;
   LineReader reader(stdin);
   Sentence sentence;
@@ -220,7 +267,7 @@ void TagConll(Tagger* tagger, Runner* runner) {
 }
 
 void TagText(Tagger* tagger, Runner* runner) {
-  if (tagger_num_feature_columns(tagger) > 0) {
+  if (api::num_feature_columns(tagger) > 0) {
     throw std::runtime_error("the model reads CoNLL feature columns; tag CoNLL input (--format conll) instead");
   }
   LineReader reader(stdin);
@@ -255,13 +302,6 @@ void ReportTimings(double load_ms, const std::vector<double>& timings) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // oneDNN's kernels pay a set-up cost per call that one sentence never earns back (the median
-  // CoNLL-2003 test sentence took 15% longer with them, one thread). TensorFlow reads
-  // TF_ENABLE_ONEDNN_OPTS once, as its library loads before main, so unless the caller chose,
-  // the runner sets it and starts itself again (if that fails it just goes on with oneDNN).
-  if (std::getenv("TF_ENABLE_ONEDNN_OPTS") == nullptr && setenv("TF_ENABLE_ONEDNN_OPTS", "0", 1) == 0) {
-    execv("/proc/self/exe", argv);
-  }
   const char* folder = nullptr;
   int threads = 1;  // one sentence at a time gains little from more threads
   std::string format = "conll";
@@ -285,10 +325,15 @@ int main(int argc, char** argv) {
   }
   if (folder == nullptr) Usage("expected a frozen model folder");
 
+  std::string load_error = LoadLibtagger();
+  if (!load_error.empty()) {
+    std::fprintf(stderr, "tagger: %s\n", load_error.c_str());
+    return 1;
+  }
   Clock::time_point start = Clock::now();
-  Tagger* tagger = tagger_open(folder, threads);
+  Tagger* tagger = api::open(folder, threads);
   if (tagger == nullptr) {
-    std::fprintf(stderr, "tagger: %s\n", tagger_last_error());
+    std::fprintf(stderr, "tagger: %s\n", api::last_error());
     return 1;
   }
   double load_ms = Milliseconds(Clock::now() - start);
@@ -305,6 +350,6 @@ int main(int argc, char** argv) {
     status = 1;
   }
   ReportTimings(load_ms, runner.timings());
-  tagger_close(tagger);
+  api::close(tagger);
   return status;
 }
