@@ -47,7 +47,7 @@ class BiLSTM(tf.Module):
     def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
         """x [B, T, D], lengths [B] -> [B, T, 2 * units] (positions past a length are undefined)."""
         h = tf.transpose(x, [1, 0, 2])
-        shape = tf.shape(x)  # shared by every direction: each shape op costs a serving call time
+        shape = tf.shape(x)  # shared by every direction: each small op adds to a sentence's serving time
         steps, zeros = tf.cast(shape[1], tf.int64), tf.zeros(tf.stack([shape[0], self.output_dim // 2]))
         for i, (forward, backward) in enumerate(zip(self.forward_layers, self.backward_layers)):
             if i > 0 and training and self.dropout > 0:

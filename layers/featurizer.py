@@ -63,8 +63,8 @@ class Featurizer(tf.Module):
         """[B, T] -> [B, T, L], L = the batch's longest word, at most max_word_length.
 
         Raw ops on code points: tf.strings.unicode_split and RaggedTensor.to_tensor build the same
-        ids from about 50 small ops, a tenth of a sentence's serving latency (invalid UTF-8 reads
-        as U+FFFD in both)."""
+        ids from about 50 small ops, whose overhead counts when serving one sentence (invalid UTF-8
+        reads as U+FFFD in both)."""
         shape = tf.shape(words)
         splits, codepoints = tf.raw_ops.UnicodeDecode(input=tf.reshape(words, [-1]), input_encoding="UTF-8",
                                                       errors="replace", replacement_char=0xFFFD,
