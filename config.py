@@ -56,6 +56,9 @@ class Config:
     transformer_ffn_units: int = 256
     transformer_kernel: int = 3        # width of the feed-forward convolution over time
     transformer_dropout: float = 0.1   # on the positions' sum and each residual branch
+    transformer_positions: str = "absolute"  # absolute: sinusoids added to the input (none after a BiLSTM);
+                                             # relative: sinusoids of query-key distances in attention (TENER)
+    transformer_scaled_attention: bool = True  # divide attention logits by sqrt(head width); TENER: false
     attention_dropout: float = 0.1     # on the attention weights (transformer, bilstm+mha)
     qrnn_units: int = 200              # per direction
     qrnn_layers: int = 2
@@ -83,7 +86,8 @@ class Config:
 
     def validate(self):
         choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
-                   "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero")}
+                   "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
+                   "transformer_positions": ("absolute", "relative")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")

@@ -32,11 +32,14 @@ FEATURES = tf.TensorSpec([None, None, None], tf.string, name="features")
 TAGS = tf.TensorSpec([None, None], tf.string, name="tags")
 
 
-def build_transformer(config: Config, input_dim: int, add_positions: bool) -> Transformer:
+def build_transformer(config: Config, input_dim: int, after_bilstm: bool) -> Transformer:
+    # A BiLSTM's output already encodes word order: absolute positions are not added to it.
+    positions = "none" if after_bilstm and config.transformer_positions == "absolute" else config.transformer_positions
     return Transformer(input_dim, units=config.transformer_units, layers=config.transformer_layers,
                        heads=config.transformer_heads, ffn_units=config.transformer_ffn_units,
                        kernel=config.transformer_kernel, dropout=config.transformer_dropout,
-                       attention_dropout=config.attention_dropout, add_positions=add_positions)
+                       attention_dropout=config.attention_dropout, positions=positions,
+                       scaled_attention=config.transformer_scaled_attention)
 
 
 class NoEncoder(tf.Module):
@@ -99,7 +102,7 @@ def build_encoder(config: Config, input_dim: int) -> tf.Module:
     if config.encoder == "none":
         return NoEncoder(input_dim)
     if config.encoder == "transformer":
-        return build_transformer(config, input_dim, add_positions=True)
+        return build_transformer(config, input_dim, after_bilstm=False)
     if config.encoder == "qrnn":
         return QRNN(input_dim, units=config.qrnn_units, layers=config.qrnn_layers, width=config.qrnn_kernel,
                     dropout=config.dropout)
@@ -108,8 +111,7 @@ def build_encoder(config: Config, input_dim: int) -> tf.Module:
     if config.encoder == "bilstm":
         return bilstm
     if config.encoder == "bilstm+transformer":
-        # The BiLSTM's output already encodes word order: no positions added.
-        return Stacked([bilstm, build_transformer(config, bilstm.output_dim, add_positions=False)])
+        return Stacked([bilstm, build_transformer(config, bilstm.output_dim, after_bilstm=True)])
     if config.encoder == "bilstm+mha":
         return Stacked([bilstm, ResidualSelfAttention(bilstm.output_dim, config.mha_heads, config.attention_dropout)])
     raise ValueError(f"encoder {config.encoder!r} is not implemented")

@@ -1,39 +1,32 @@
 """Transformer encoder with pre-layer-norm blocks and a convolutional feed-forward part.
 
-Input projection to the model dimension, sinusoidal positions, then per block:
+Input projection to the model dimension, positions (below), then per block:
 layer norm -> masked multi-head self-attention -> dropout + residual -> layer norm ->
 convolution over time (kernel width `kernel`) + ReLU -> projection back -> dropout + residual;
 a final layer norm. Attention masks padded keys and the convolution zeroes padded positions,
 so padding never reaches a real position.
-"""
-import math
 
+Positions: "absolute" adds sinusoids of each position to the projected input; "relative" gives
+attention the sinusoids of each query-key distance instead (TENER, Yan et al., 2019), which tell
+left from right and near from far; "none" for inputs that already encode order (a BiLSTM's output).
+"""
 import tensorflow as tf
 
 from layers.attention import MultiHeadAttention
 from layers.conv import MaskedConv1D
 from layers.dense import Dense
 from layers.layer_norm import LayerNorm
+from layers.positions import sinusoids
 
-MAX_WAVELENGTH = 10000.0
-
-
-def sinusoidal_positions(length: tf.Tensor, dim: int) -> tf.Tensor:
-    """[length, dim]: sines then cosines of each position, wavelengths from 2*pi to MAX_WAVELENGTH*2*pi."""
-    frequencies_count = (dim + 1) // 2
-    frequencies = tf.exp(-math.log(MAX_WAVELENGTH) * tf.range(frequencies_count, dtype=tf.float32)
-                         / frequencies_count)
-    angles = tf.cast(tf.range(length), tf.float32)[:, None] * frequencies[None, :]
-    return tf.concat([tf.sin(angles), tf.cos(angles)], axis=1)[:, :dim]  # an odd dim drops the last cosine
-
+POSITIONS = ("absolute", "relative", "none")
 
 class TransformerBlock(tf.Module):
     def __init__(self, dim: int, heads: int, ffn_units: int, kernel: int, dropout: float, attention_dropout: float,
-                 name: str = "block"):
+                 relative_positions: bool, scaled_attention: bool, name: str = "block"):
         super().__init__(name=name)
         self.dropout = dropout
         self.attention_norm = LayerNorm(dim, name="attention_norm")
-        self.attention = MultiHeadAttention(dim, heads, attention_dropout)
+        self.attention = MultiHeadAttention(dim, heads, attention_dropout, relative_positions, scaled_attention)
         self.feed_forward_norm = LayerNorm(dim, name="feed_forward_norm")
         self.feed_forward_conv = MaskedConv1D(dim, ffn_units, kernel, causal=False, name="feed_forward_conv")
         self.feed_forward_output = Dense(ffn_units, dim, name="feed_forward_output")
@@ -51,13 +44,19 @@ class TransformerBlock(tf.Module):
 
 class Transformer(tf.Module):
     def __init__(self, input_dim: int, units: int, layers: int, heads: int, ffn_units: int, kernel: int,
-                 dropout: float, attention_dropout: float, add_positions: bool = True, name: str = "transformer"):
-        """add_positions=False for inputs that already encode order (a BiLSTM's output)."""
+                 dropout: float, attention_dropout: float, positions: str = "absolute", scaled_attention: bool = True,
+                 name: str = "transformer"):
+        """positions: absolute, relative or none (module docstring); scaled_attention: divide the
+        attention logits by sqrt(head width) as in Vaswani et al., or not (TENER: sharper attention)."""
         super().__init__(name=name)
+        if positions not in POSITIONS:
+            raise ValueError(f"transformer positions={positions!r}: expected one of {', '.join(POSITIONS)}")
         self.dropout = dropout
-        self.add_positions = add_positions
+        self.add_positions = positions == "absolute"
         self.projection = Dense(input_dim, units, name="input_projection")
-        self.blocks = [TransformerBlock(units, heads, ffn_units, kernel, dropout, attention_dropout, name=f"block_{i}")
+        self.blocks = [TransformerBlock(units, heads, ffn_units, kernel, dropout, attention_dropout,
+                                        relative_positions=positions == "relative", scaled_attention=scaled_attention,
+                                        name=f"block_{i}")
                        for i in range(layers)]
         self.final_norm = LayerNorm(units, name="final_norm")
         self.output_dim = units
@@ -66,7 +65,7 @@ class Transformer(tf.Module):
         """x [B, T, input_dim], lengths [B] -> [B, T, units] (positions past a length are undefined)."""
         h = self.projection(x)
         if self.add_positions:
-            h += sinusoidal_positions(tf.shape(h)[1], self.output_dim)
+            h += sinusoids(tf.range(tf.shape(h)[1]), self.output_dim)
         if training and self.dropout > 0:
             h = tf.nn.dropout(h, self.dropout)
         for block in self.blocks:

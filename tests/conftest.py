@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+from config import ENCODERS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Frozen folders run in a TensorFlow session whether or not build/cc holds a library; the tests of
@@ -20,6 +22,12 @@ TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "ch
                "--set", "transformer_units=16", "--set", "transformer_heads=2", "--set", "transformer_ffn_units=32",
                "--set", "transformer_layers=1", "--set", "qrnn_units=16", "--set", "qrnn_layers=1",
                "--set", "mha_heads=2"]
+
+# Every encoder, plus the transformer's TENER variant, as config assignments.
+ENCODER_VARIANTS = {encoder: [f"encoder={encoder}"] for encoder in ENCODERS}
+ENCODER_VARIANTS["transformer-relative"] = ["encoder=transformer", "transformer_positions=relative",
+                                            "transformer_scaled_attention=false"]
+ENCODER_VARIANTS["bilstm+transformer-relative"] = ["encoder=bilstm+transformer", "transformer_positions=relative"]
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
-"""Masked multi-head self-attention: against a direct numpy computation, and blind to padding."""
+"""Masked multi-head self-attention, with absolute or relative (TENER) positions: against a direct
+numpy computation, and blind to padding."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from layers.attention import MultiHeadAttention
@@ -9,20 +11,38 @@ def project(dense, x):
     return x @ dense.kernel.numpy() + dense.bias.numpy()
 
 
+def reference_sinusoid(distance, dim):
+    frequencies = np.exp(-np.log(10000.0) * np.arange(dim // 2) / (dim // 2))
+    return np.concatenate([np.sin(distance * frequencies), np.cos(distance * frequencies)])
+
+
+def reference_logits(query, key, head, attention):
+    """[T, length] logits of one head: content only, or TENER's content and distance terms."""
+    if not attention.relative_positions:
+        return query @ key.T * attention.scale
+    u, v = attention.content_bias.numpy()[head, 0], attention.distance_bias.numpy()[head, 0]
+    return np.array([[(q + u) @ k + (q + v) @ reference_sinusoid(t - j, len(q)) for j, k in enumerate(key)]
+                     for t, q in enumerate(query)]) * attention.scale
+
+
 def reference_attention(x, length, attention):
     """One sentence x [T, dim]: every head's softmax over the first `length` keys, computed directly."""
     query, key, value = (project(dense, x) for dense in (attention.query, attention.key, attention.value))
     heads = []
-    for h in np.split(np.arange(query.shape[1]), attention.heads):
-        logits = query[:, h] @ key[:length, h].T / np.sqrt(len(h))
+    for head, h in enumerate(np.split(np.arange(query.shape[1]), attention.heads)):
+        logits = reference_logits(query[:, h], key[:length, h], head, attention)
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         heads.append(weights / weights.sum(axis=1, keepdims=True) @ value[:length, h])
     return project(attention.output, np.concatenate(heads, axis=1))
 
 
-def test_attention_matches_reference_and_ignores_padded_positions():
+@pytest.mark.parametrize("relative_positions, scaled", [(False, True), (True, False), (True, True)])
+def test_attention_matches_reference_and_ignores_padded_positions(relative_positions, scaled):
     tf.random.set_seed(0)
-    attention = MultiHeadAttention(dim=8, heads=2, dropout=0.5)
+    attention = MultiHeadAttention(dim=8, heads=2, dropout=0.5, relative_positions=relative_positions, scaled=scaled)
+    if relative_positions:  # biases away from their zero start, so that the reference checks their use
+        attention.content_bias.assign(tf.random.normal(attention.content_bias.shape))
+        attention.distance_bias.assign(tf.random.normal(attention.distance_bias.shape))
     x = tf.random.normal([2, 5, 8])
     lengths = tf.constant([3, 5])
     out = attention(x, lengths, training=False).numpy()

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from config import ENCODERS, Config
-from conftest import TINY_CONFIG
+from config import Config
+from conftest import ENCODER_VARIANTS, TINY_CONFIG
 from embvec import RESERVED, Vocabulary
 from model import Tagger, build_encoder
 
@@ -13,8 +13,8 @@ WORDS = ["john", "went", "to", "paris", "the", "berlin"]
 POS = ["NNP", "VBD", "TO", "DT"]
 
 
-def tiny_config(encoder: str, **changes) -> Config:
-    return Config().with_overrides(TINY_CONFIG[1::2] + [f"encoder={encoder}"]).replace(**changes)
+def tiny_config(variant: str, **changes) -> Config:
+    return Config().with_overrides(TINY_CONFIG[1::2] + ENCODER_VARIANTS[variant]).replace(**changes)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def vocab(tmp_path_factory):
                       columns={1: POS}, meta={"lowercase": True, "dim": dim, "num_oov": 1}, folder=str(folder))
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", ENCODER_VARIANTS)
 def test_encoder_output_does_not_depend_on_padding_in_a_tf_function(encoder):
     tf.random.set_seed(0)
     layer = build_encoder(tiny_config(encoder, lstm_layers=2, transformer_layers=2, qrnn_layers=2), input_dim=6)
@@ -44,7 +44,7 @@ def test_encoder_output_does_not_depend_on_padding_in_a_tf_function(encoder):
 
 
 @pytest.mark.parametrize("use_crf", [True, False], ids=["crf", "softmax"])
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", ENCODER_VARIANTS)
 def test_tagger_predictions_do_not_depend_on_padding(vocab, encoder, use_crf):
     tf.random.set_seed(0)
     tagger = Tagger(tiny_config(encoder, use_crf=use_crf, feature_columns=[1], highway_layers=1), vocab)

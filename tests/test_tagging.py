@@ -8,8 +8,7 @@ import tensorflow as tf
 
 import input as conll
 import train
-from config import ENCODERS
-from conftest import TINY_CONFIG
+from conftest import ENCODER_VARIANTS, TINY_CONFIG
 from tagging import load_model, tag_sentences
 from trainer import Trainer
 
@@ -18,11 +17,11 @@ def read(corpus_dir, split):
     return [s for s in conll.read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart]
 
 
-@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("encoder", ENCODER_VARIANTS)
 def test_train_save_load_predict_gives_identical_predictions(corpus_dir, emb_dir, tmp_path, encoder):
     args = train.parse_args(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", str(tmp_path / "m"),
                              "--epochs", "1", "--set", "feature_columns=[1, 2]"] + TINY_CONFIG
-                            + ["--set", f"encoder={encoder}"])
+                            + [arg for assignment in ENCODER_VARIANTS[encoder] for arg in ("--set", assignment)])
     trainer = Trainer(train.make_config(args), emb_dir, args.model_dir)
     trainer.fit(read(corpus_dir, "train"), read(corpus_dir, "dev"), "iob2")
     test = read(corpus_dir, "test")

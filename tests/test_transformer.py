@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from layers.conv import MaskedConv1D
 from layers.layer_norm import LayerNorm
-from layers.transformer import sinusoidal_positions
+from layers.positions import sinusoids
 
 
 def test_layer_norm_normalizes_each_position_over_the_last_axis():
@@ -34,8 +34,12 @@ def test_masked_conv_sees_its_window_of_real_positions_only(causal, width, offse
         np.testing.assert_allclose(out[0, t], expected, atol=1e-5)
 
 
-def test_sinusoidal_positions():
-    positions = sinusoidal_positions(tf.constant(5), 7).numpy()
+def test_sinusoids_of_positions_and_of_signed_distances():
+    positions = sinusoids(tf.range(5), 7).numpy()
     frequencies = np.exp(-np.log(10000.0) * np.arange(4) / 4)
     angles = np.arange(5)[:, None] * frequencies
     np.testing.assert_allclose(positions, np.concatenate([np.sin(angles), np.cos(angles)], axis=1)[:, :7], atol=1e-5)
+    # A matrix of query-key distances: the sines tell the two directions apart, the cosines do not.
+    distances = sinusoids(tf.constant([[0, -2], [2, 0]]), 7).numpy()
+    np.testing.assert_allclose(distances[1, 0], positions[2], atol=1e-5)
+    np.testing.assert_allclose(distances[0, 1], positions[2] * [-1, -1, -1, -1, 1, 1, 1], atol=1e-5)
