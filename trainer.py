@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+import atomic
 import distribute
 import input as conll
 import metrics
@@ -73,6 +74,8 @@ class Trainer:
             if self.last.latest_checkpoint is None:
                 raise SystemExit(f"{model_dir}: nothing to resume (no checkpoints/last)")
             state.restore(self.last.latest_checkpoint)
+            if self.chief:
+                self._forget_history_after(int(self.epoch.numpy()))
             self.log(f"resuming after epoch {int(self.epoch.numpy())} (best {config.early_stop_metric} "
                      f"{float(self.best_score.numpy()):.2f})")
         self.writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if self.chief
@@ -80,6 +83,21 @@ class Trainer:
         step = self._train_step if strategy is None else self._distributed_step
         self.train_step = tf.function(step, input_signature=[WORDS, LENGTHS, FEATURES, TAGS])
         self.agree = distribute.first_replica_values(strategy) if strategy is not None else None
+
+    @property
+    def history_path(self) -> str:
+        return os.path.join(self.model_dir, "history.jsonl")
+
+    def _forget_history_after(self, epoch: int):
+        """A kill between appending an epoch's history line and saving its checkpoint leaves a line
+        for an epoch that resuming will run again: such lines go."""
+        if not os.path.exists(self.history_path):
+            return
+        with open(self.history_path, encoding="utf-8") as f:
+            lines = [line for line in f if line.strip()]
+        kept = [line for line in lines if json.loads(line)["epoch"] <= epoch]
+        if len(kept) < len(lines):
+            atomic.write_text(self.history_path, "".join(kept))
 
     def log(self, message: str):
         if self.chief:
@@ -125,7 +143,6 @@ class Trainer:
     def fit(self, train: list[conll.Sentence], dev: list[conll.Sentence], dev_scheme: str):
         config = self.config
         train_scheme = conll.detect_scheme(s.tags for s in train)
-        history_path = os.path.join(self.model_dir, "history.jsonl")
         for epoch in range(int(self.epoch.numpy()), config.epochs):
             # Each epoch's order depends only on (seed, epoch), so --resume replays the same order.
             dataset = conll.make_dataset(train, config.feature_columns, config.batch_size,
@@ -164,8 +181,6 @@ class Trainer:
                 else:
                     self.bad_epochs.assign_add(1)
             self.epoch.assign(epoch + 1)
-            if self.chief:
-                self.last.save(checkpoint_number=epoch + 1)
             with self.writer.as_default(step=epoch + 1):
                 tf.summary.scalar("dev/token_f1", scores["token_f1"])
                 tf.summary.scalar("dev/chunk_f1", scores["chunk_f1"])
@@ -173,8 +188,11 @@ class Trainer:
                       "dev_token_f1": round(scores["token_f1"], 3), "dev_chunk_f1": round(scores["chunk_f1"], 3),
                       "best": improved}
             if self.chief:
-                with open(history_path, "a", encoding="utf-8") as f:
+                # The history line first: a kill before the checkpoint is saved makes --resume run
+                # this epoch again, and resuming drops the line (_forget_history_after).
+                with open(self.history_path, "a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")
+                self.last.save(checkpoint_number=epoch + 1)
             self.log(f"epoch {epoch + 1}: loss {record['loss']:.3f}, {train_seconds:.1f} s, dev token F1 "
                      f"{scores['token_f1']:.2f}, chunk F1 {scores['chunk_f1']:.2f}{' *' if improved else ''}")
             if int(self.bad_epochs.numpy()) >= config.patience:
