@@ -44,7 +44,7 @@ class Config:
     feature_dim: int = 16
     casing_dim: int = 0                # >0 adds an embedding of the word's shape (Xxx, XXX, xxx, 0.0, ...)
     highway_layers: int = 0            # highway layers on the concatenated features, before the encoder
-    dropout: float = 0.5
+    dropout: float = 0.5               # on the encoder's input and output, and on the bilstm+mha attention branch
     word_dropout: float = 0.0          # in training, each word is read as unknown with this probability
     # Encoder and head
     encoder: str = "bilstm"

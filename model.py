@@ -113,7 +113,8 @@ def build_encoder(config: Config, input_dim: int) -> tf.Module:
     if config.encoder == "bilstm+transformer":
         return Stacked([bilstm, build_transformer(config, bilstm.output_dim, after_bilstm=True)])
     if config.encoder == "bilstm+mha":
-        return Stacked([bilstm, ResidualSelfAttention(bilstm.output_dim, config.mha_heads, config.attention_dropout)])
+        return Stacked([bilstm, ResidualSelfAttention(bilstm.output_dim, config.mha_heads, config.attention_dropout,
+                                                              config.dropout)])
     raise ValueError(f"encoder {config.encoder!r} is not implemented")
 
 

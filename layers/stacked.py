@@ -20,13 +20,19 @@ class Stacked(tf.Module):
 
 
 class ResidualSelfAttention(tf.Module):
-    """layer_norm(x + masked multi-head self-attention(x)), keeping the width."""
+    """layer_norm(x + dropout(masked multi-head self-attention(x))), keeping the width. The dropout
+    on the attention branch (training only) keeps the layer from overfitting ahead of the BiLSTM."""
 
-    def __init__(self, dim: int, heads: int, attention_dropout: float, name: str = "residual_attention"):
+    def __init__(self, dim: int, heads: int, attention_dropout: float, dropout: float,
+                 name: str = "residual_attention"):
         super().__init__(name=name)
         self.attention = MultiHeadAttention(dim, heads, attention_dropout)
         self.norm = LayerNorm(dim)
+        self.dropout = dropout
         self.output_dim = dim
 
     def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
-        return self.norm(x + self.attention(x, lengths, training))
+        branch = self.attention(x, lengths, training)
+        if training and self.dropout > 0:
+            branch = tf.nn.dropout(branch, self.dropout)
+        return self.norm(x + branch)

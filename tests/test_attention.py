@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from layers.attention import MultiHeadAttention
+from layers.stacked import ResidualSelfAttention
 
 
 def project(dense, x):
@@ -63,3 +64,14 @@ def test_attention_dropout_applies_only_in_training():
     lengths = tf.constant([6])
     np.testing.assert_array_equal(attention(x, lengths, training=False), attention(x, lengths, training=False))
     assert not np.allclose(attention(x, lengths, training=True), attention(x, lengths, training=False))
+
+
+def test_residual_attention_drops_its_branch_only_in_training():
+    tf.random.set_seed(2)
+    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5)
+    x = tf.random.normal([1, 5, 4])
+    lengths = tf.constant([5])
+    inference = layer(x, lengths, training=False)
+    np.testing.assert_array_equal(inference, layer(x, lengths, training=False))
+    np.testing.assert_allclose(inference, layer.norm(x + layer.attention(x, lengths, training=False)), atol=1e-6)
+    assert not np.allclose(layer(x, lengths, training=True), inference)
