@@ -44,7 +44,7 @@ class Config:
     feature_dim: int = 16
     casing_dim: int = 0                # >0 adds an embedding of the word's shape (Xxx, XXX, xxx, 0.0, ...)
     highway_layers: int = 0            # highway layers on the concatenated features, before the encoder
-    dropout: float = 0.5               # on the encoder's input and output, and on the bilstm+mha attention branch
+    dropout: float = 0.5
     word_dropout: float = 0.0          # in training, each word is read as unknown with this probability
     # Encoder and head
     encoder: str = "bilstm"
@@ -64,6 +64,7 @@ class Config:
     qrnn_layers: int = 2
     qrnn_kernel: int = 2               # width of the causal convolution over time
     mha_heads: int = 4                 # bilstm+mha; must divide 2 * lstm_units
+    mha_dropout: float = 0.5           # bilstm+mha: on the attention branch before the residual sum
     use_crf: bool = True
     crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
     tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's
@@ -91,7 +92,7 @@ class Config:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        for key in ("dropout", "word_dropout", "transformer_dropout", "attention_dropout"):
+        for key in ("dropout", "word_dropout", "transformer_dropout", "attention_dropout", "mha_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"config {key}={getattr(self, key)}: expected 0 <= {key} < 1")
         for key in ("batch_size", "eval_batch_size", "epochs", "lstm_units", "lstm_layers", "char_kernel",
