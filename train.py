@@ -26,10 +26,14 @@ def parse_args(argv=None):
     parser.add_argument("--emb_dir", required=True, help="output folder of embvec.py (vocabularies + embeddings)")
     parser.add_argument("--model_dir", required=True, help="where the model is written (e.g. runs/NAME)")
     parser.add_argument("--seed", type=int, help="random seed (config key seed); the same seed gives the same model on CPU")
-    parser.add_argument("--epochs", type=int, help="maximum number of epochs (config key epochs)")
+    parser.add_argument("--epochs", type=int,
+                        help="maximum number of epochs (config key epochs); with --resume, a new cap for the run "
+                             "(lower: it ends after that epoch, as a run started with that cap would)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, value in JSON (e.g. --set lstm_layers=2 --set use_crf=false)")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its last finished epoch")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last finished epoch, with the config saved in "
+                             "--model_dir (--config, --set and --seed are not read)")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multi_worker"), default="default",
                         help="default: one device; mirrored: every local GPU (tf.distribute.MirroredStrategy); "
                              "multi_worker: the cluster in TF_CONFIG (MultiWorkerMirroredStrategy), the same "
@@ -42,11 +46,13 @@ def parse_args(argv=None):
 
 def make_config(args) -> Config:
     if args.resume:
-        return Config.load(os.path.join(args.model_dir, "config.json"))
-    config = Config.load(args.config) if args.config else Config()
-    config = config.with_overrides(args.set)
-    if args.seed is not None:
-        config = config.replace(seed=args.seed)
+        # The run's own config; only the epoch cap may change (to end a run early or extend it).
+        config = Config.load(os.path.join(args.model_dir, "config.json"))
+    else:
+        config = Config.load(args.config) if args.config else Config()
+        config = config.with_overrides(args.set)
+        if args.seed is not None:
+            config = config.replace(seed=args.seed)
     if args.epochs is not None:
         config = config.replace(epochs=args.epochs)
     return config

@@ -74,9 +74,14 @@ class Trainer:
             if self.last.latest_checkpoint is None:
                 raise SystemExit(f"{model_dir}: nothing to resume (no checkpoints/last)")
             state.restore(self.last.latest_checkpoint)
+            finished = int(self.epoch.numpy())
+            if config.epochs < finished:
+                raise SystemExit(f"{model_dir}: {finished} epochs are already trained; --epochs {config.epochs} "
+                                 "cannot take them back")
             if self.chief:
-                self._forget_history_after(int(self.epoch.numpy()))
-            self.log(f"resuming after epoch {int(self.epoch.numpy())} (best {config.early_stop_metric} "
+                self._forget_history_after(finished)
+                config.save(os.path.join(model_dir, "config.json"))  # --epochs may have given a new cap
+            self.log(f"resuming after epoch {finished} (best {config.early_stop_metric} "
                      f"{float(self.best_score.numpy()):.2f})")
         self.writer = (tf.summary.create_file_writer(os.path.join(model_dir, "logs")) if self.chief
                        else tf.summary.create_noop_writer())

@@ -48,6 +48,11 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="seeds to run, one training each")
     parser.add_argument("--name", help="result name (default: the config file's name)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed on to train.py")
+    parser.add_argument("--epochs", type=int, help="passed on to train.py: the maximum number of epochs")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue each seed's interrupted run in its folder (train.py --resume), then score it; "
+                             "with --epochs at the epochs it finished, score a run stopped there as it is. The "
+                             "command recorded is the fresh run's: resuming gives the same model")
     parser.add_argument("--concurrent", type=int, default=1,
                         help="how many benchmark runs share the machine (>1: seconds per epoch are not a clean figure)")
     parser.add_argument("--timing_epochs", type=int,
@@ -67,7 +72,9 @@ def main(argv=None):
             shutil.rmtree(os.path.join(ROOT, model_dir), ignore_errors=True)
             overrides_for_run = overrides + ["--epochs", str(args.timing_epochs)]
         else:
-            overrides_for_run = overrides
+            overrides_for_run = overrides + (["--epochs", str(args.epochs)] if args.epochs else [])
+            if args.resume:
+                overrides_for_run.append("--resume")
         run([python, "train.py", "--config", args.config, "--data_dir", args.data_dir, "--emb_dir", emb_dir,
              "--model_dir", model_dir, "--seed", str(seed)] + overrides_for_run)
         with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
@@ -75,7 +82,8 @@ def main(argv=None):
         seconds = round(statistics.median(h["train_seconds"] for h in history), 1)
         command = (f"python experiments/benchmark_conll.py --config {args.config}"
                    + (f" --name {args.name}" if args.name else "") + f" --seeds {seed}"
-                   + "".join(f" --set {shlex.quote(a)}" for a in args.set))
+                   + "".join(f" --set {shlex.quote(a)}" for a in args.set)
+                   + (f" --epochs {args.epochs}" if args.epochs and not args.timing_epochs else ""))
         if args.timing_epochs:
             results.record(name, args.config, data, "train_s_per_epoch", {"seed": seed, "value": seconds},
                            "s (median)", command + f" --timing_epochs {args.timing_epochs}")

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from config import Config
@@ -48,3 +50,19 @@ def test_load_reports_file_and_line(tmp_path):
     (tmp_path / "unknown.json").write_text('{"lstm_unit": 3}')
     with pytest.raises(ValueError, match="unknown config key.*lstm_unit"):
         Config.load(str(tmp_path / "unknown.json"))
+
+
+EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+NAMED_CONFIGS = sorted(name for name in os.listdir(EXPERIMENTS) if name.endswith(".json") and name != "results.json")
+
+
+@pytest.mark.parametrize("name", NAMED_CONFIGS)
+def test_every_named_config_loads(name):
+    Config.load(os.path.join(EXPERIMENTS, name))
+
+
+def test_serving_config_is_bilstm_crf_with_the_overrides_its_figures_were_measured_with():
+    """results.json records bilstm_crf_128 as bilstm_crf.json plus these overrides."""
+    base = Config.load(os.path.join(EXPERIMENTS, "bilstm_crf.json"))
+    overridden = base.with_overrides(["lstm_units=128", "epochs=50", "patience=10"])
+    assert Config.load(os.path.join(EXPERIMENTS, "bilstm_crf_128.json")) == overridden

@@ -67,11 +67,14 @@ def test_resume_continues_from_the_last_epoch(corpus_dir, emb_dir, tmp_path):
     folder = str(tmp_path / "m")
     common = ["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", folder]
     train.main(common + ["--epochs", "1"] + TINY_CONFIG)
-    config = json.load(open(os.path.join(folder, "config.json")))
-    config["epochs"] = 2  # as if the first run had been interrupted after epoch 1 of 2
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump(config, f)
-    train.main(common + ["--resume"])
+    train.main(common + ["--resume", "--epochs", "3"])  # a new cap for the run
     history = [json.loads(line) for line in open(os.path.join(folder, "history.jsonl"))]
-    assert [h["epoch"] for h in history] == [1, 2]
-    assert tf.train.latest_checkpoint(os.path.join(folder, "checkpoints", "last")).endswith("-2")
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert tf.train.latest_checkpoint(os.path.join(folder, "checkpoints", "last")).endswith("-3")
+    assert json.load(open(os.path.join(folder, "config.json")))["epochs"] == 3
+    # The cap of the epochs already finished ends the run as it is (a run stopped after that epoch).
+    train.main(common + ["--resume", "--epochs", "3"])
+    assert len(open(os.path.join(folder, "history.jsonl")).readlines()) == 3
+    with pytest.raises(SystemExit, match="3 epochs are already trained; --epochs 2"):
+        train.main(common + ["--resume", "--epochs", "2"])
+    assert json.load(open(os.path.join(folder, "config.json")))["epochs"] == 3
