@@ -1,4 +1,4 @@
-"""Process-wide TensorFlow settings, made by the command-line tools before TensorFlow loads."""
+"""Process-wide TensorFlow settings, made by the command-line tools before TensorFlow loads or runs."""
 import os
 
 
@@ -9,3 +9,16 @@ def prefer_plain_cpu_kernels() -> None:
     with them, and batch tagging was no faster (experiments/RESULTS.md). TensorFlow reads the
     variable once, when it loads, so this must run before the first import of tensorflow."""
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def limit_threads(threads: int) -> None:
+    """Gives TensorFlow's intra-op and inter-op pools `threads` threads each (0: TensorFlow's
+    default, one per core). For trainings that share the cores: with more threads than their share,
+    a pool's threads wait on siblings that another process has descheduled. Must run before
+    TensorFlow's first op."""
+    if threads < 0:
+        raise ValueError(f"threads={threads}: expected 0 (TensorFlow's default) or more")
+    if threads:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -2,7 +2,7 @@
 
     python train.py --config experiments/bilstm_crf.json --data_dir DATA --emb_dir embeddings/NAME \
         --model_dir runs/NAME [--seed N] [--epochs N] [--set key=value ...] [--resume]
-        [--strategy default|mirrored|multi_worker]
+        [--strategy default|mirrored|multi_worker] [--threads N]
 
 The model folder receives config.json, the vocabularies, checkpoints/best (the model to
 use), checkpoints/last (to --resume), history.jsonl (one line per epoch) and logs/ (TensorBoard).
@@ -41,6 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--logical_cpus", type=int, default=0, metavar="N",
                         help="with --strategy mirrored: split the CPU into N logical devices, one replica each "
                              "(to test or measure the distributed step without GPUs)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N",
+                        help="TensorFlow threads per pool (intra-op and inter-op); 0: one per core. Use 1 when "
+                             "several trainings share the cores. The same seed gives the same model for the same N")
     return parser.parse_args(argv)
 
 
@@ -85,7 +88,9 @@ def main(argv=None):
     # TensorFlow is imported only now, so --help and argument errors stay fast; the strategy is
     # made before any TensorFlow op runs (multi-worker collectives and logical devices need that).
     import distribute
+    import tf_options
     try:
+        tf_options.limit_threads(args.threads)
         strategy = distribute.make_strategy(args.strategy, args.logical_cpus)
     except ValueError as e:
         raise SystemExit(str(e)) from None

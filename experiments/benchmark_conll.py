@@ -55,6 +55,9 @@ def main(argv=None):
                              "command recorded is the fresh run's: resuming gives the same model")
     parser.add_argument("--concurrent", type=int, default=1,
                         help="how many benchmark runs share the machine (>1: seconds per epoch are not a clean figure)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="passed on to train.py: TensorFlow threads per pool (0: one per core; 1 suits "
+                             "--concurrent runs)")
     parser.add_argument("--timing_epochs", type=int,
                         help="only time this many epochs (fresh run, no scoring) and record train_s_per_epoch")
     args = parser.parse_args(argv)
@@ -63,27 +66,30 @@ def main(argv=None):
     emb_dir = os.path.join("embeddings", f"conll2003-{args.emb.replace('/', '_')}")
     if not os.path.exists(os.path.join(ROOT, emb_dir, "meta.json")):
         run([python, "embvec.py", "--data_dir", args.data_dir, "--emb", args.emb, "--out", emb_dir])
-    overrides = [x for assignment in args.set for x in ("--set", assignment)]
+    train_flags = [x for assignment in args.set for x in ("--set", assignment)]
+    if args.threads:
+        train_flags += ["--threads", str(args.threads)]
     data = os.path.basename(os.path.normpath(args.data_dir))
     for seed in args.seeds:
         suffix = "-timing" if args.timing_epochs else ""
         model_dir = os.path.join("runs", "bench", f"{name}{suffix}-seed{seed}")
         if args.timing_epochs:
             shutil.rmtree(os.path.join(ROOT, model_dir), ignore_errors=True)
-            overrides_for_run = overrides + ["--epochs", str(args.timing_epochs)]
+            train_flags_for_run = train_flags + ["--epochs", str(args.timing_epochs)]
         else:
-            overrides_for_run = overrides + (["--epochs", str(args.epochs)] if args.epochs else [])
+            train_flags_for_run = train_flags + (["--epochs", str(args.epochs)] if args.epochs else [])
             if args.resume:
-                overrides_for_run.append("--resume")
+                train_flags_for_run.append("--resume")
         run([python, "train.py", "--config", args.config, "--data_dir", args.data_dir, "--emb_dir", emb_dir,
-             "--model_dir", model_dir, "--seed", str(seed)] + overrides_for_run)
+             "--model_dir", model_dir, "--seed", str(seed)] + train_flags_for_run)
         with open(os.path.join(ROOT, model_dir, "history.jsonl"), encoding="utf-8") as f:
             history = [json.loads(line) for line in f]
         seconds = round(statistics.median(h["train_seconds"] for h in history), 1)
         command = (f"python experiments/benchmark_conll.py --config {args.config}"
                    + (f" --name {args.name}" if args.name else "") + f" --seeds {seed}"
                    + "".join(f" --set {shlex.quote(a)}" for a in args.set)
-                   + (f" --epochs {args.epochs}" if args.epochs and not args.timing_epochs else ""))
+                   + (f" --epochs {args.epochs}" if args.epochs and not args.timing_epochs else "")
+                   + (f" --threads {args.threads}" if args.threads else ""))
         if args.timing_epochs:
             results.record(name, args.config, data, "train_s_per_epoch", {"seed": seed, "value": seconds},
                            "s (median)", command + f" --timing_epochs {args.timing_epochs}")

@@ -125,9 +125,7 @@ def main(argv=None):
           f"median {medians['latency_ms_python_session_1thread']:.3f} ms per sentence")
     export_dir = os.path.join(args.model_dir, serving.EXPORT_DIR)
     if os.path.isdir(export_dir):
-        import tensorflow as tf  # the SavedModel runs eagerly: one thread is set process-wide
-        tf.config.threading.set_intra_op_parallelism_threads(1)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        tf_options.limit_threads(1)  # the SavedModel runs eagerly: one thread is set process-wide
         exported_times = latencies_ms(serving.ExportedTagger(export_dir).predict, sentences, columns)
         print(f"Python, SavedModel:     mean {statistics.mean(exported_times):.3f} ms, "
               f"median {statistics.median(exported_times):.3f} ms per sentence")
