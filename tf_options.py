@@ -14,7 +14,8 @@ def prefer_plain_cpu_kernels() -> None:
 def limit_threads(threads: int) -> None:
     """Gives TensorFlow's intra-op and inter-op pools `threads` threads each (0: TensorFlow's
     default, one per core). For trainings that share the cores: with more threads than their share,
-    a pool's threads wait on siblings that another process has descheduled. Must run before
+    a pool's threads wait on siblings that another process has descheduled (two trainings on 2
+    cores: 176 s with one thread each against 231 s, experiments/RESULTS.md). Must run before
     TensorFlow's first op."""
     if threads < 0:
         raise ValueError(f"threads={threads}: expected 0 (TensorFlow's default) or more")
