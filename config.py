@@ -17,6 +17,7 @@ TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
 EMB_CLASSES = ("glove", "elmo", "bert", "bert+elmo")
 METRICS = ("token_f1", "chunk_f1")
 TAG_SCHEMES = ("iob1", "iob2", "iobes")
+MHA_NORMS = ("post", "pre", "none")
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Config:
     qrnn_kernel: int = 2               # width of the causal convolution over time
     mha_heads: int = 4                 # bilstm+mha; must divide 2 * lstm_units
     mha_dropout: float = 0.5           # bilstm+mha: on the attention branch before the residual sum
+    mha_norm: str = "post"             # bilstm+mha: layer norm of the residual sum (post), of the attention's input (pre), none
     use_crf: bool = True
     crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
     tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's
@@ -88,7 +90,7 @@ class Config:
     def validate(self):
         choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
                    "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
-                   "transformer_positions": ("absolute", "relative")}
+                   "transformer_positions": ("absolute", "relative"), "mha_norm": MHA_NORMS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")

@@ -1,6 +1,7 @@
 """Composite encoders: a BiLSTM followed by attention (bilstm+transformer, bilstm+mha)."""
 import tensorflow as tf
 
+from config import MHA_NORMS
 from layers.attention import MultiHeadAttention
 from layers.layer_norm import LayerNorm
 
@@ -20,19 +21,24 @@ class Stacked(tf.Module):
 
 
 class ResidualSelfAttention(tf.Module):
-    """layer_norm(x + dropout(masked multi-head self-attention(x))), keeping the width. The dropout
-    on the attention branch (training only) keeps the layer from overfitting ahead of the BiLSTM."""
+    """x + dropout(masked multi-head self-attention(x)), keeping the width, with the layer norm
+    where `norm` says: "post" normalizes the sum, "pre" the attention's input only (the BiLSTM's
+    output then reaches the head unchanged), "none" has none. The dropout on the attention branch
+    (training only) keeps the layer from overfitting ahead of the BiLSTM."""
 
-    def __init__(self, dim: int, heads: int, attention_dropout: float, dropout: float,
+    def __init__(self, dim: int, heads: int, attention_dropout: float, dropout: float, norm: str = "post",
                  name: str = "residual_attention"):
         super().__init__(name=name)
+        if norm not in MHA_NORMS:
+            raise ValueError(f"residual attention: norm {norm!r}, expected one of {', '.join(MHA_NORMS)}")
         self.attention = MultiHeadAttention(dim, heads, attention_dropout)
-        self.norm = LayerNorm(dim)
+        self.norm_position = norm
+        self.norm = LayerNorm(dim) if norm != "none" else None
         self.dropout = dropout
         self.output_dim = dim
 
     def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
-        branch = self.attention(x, lengths, training)
+        branch = self.attention(self.norm(x) if self.norm_position == "pre" else x, lengths, training)
         if training and self.dropout > 0:
             branch = tf.nn.dropout(branch, self.dropout)
-        return self.norm(x + branch)
+        return self.norm(x + branch) if self.norm_position == "post" else x + branch

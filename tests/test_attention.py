@@ -66,12 +66,34 @@ def test_attention_dropout_applies_only_in_training():
     assert not np.allclose(attention(x, lengths, training=True), attention(x, lengths, training=False))
 
 
-def test_residual_attention_drops_its_branch_only_in_training():
+def reference_residual_attention(x, length, layer):
+    """One sentence x [T, dim] through the residual layer at inference, with its norm where it is."""
+    def norm(v):
+        normed = (v - v.mean(axis=-1, keepdims=True)) / np.sqrt(v.var(axis=-1, keepdims=True) + 1e-6)
+        return normed * layer.norm.scale.numpy() + layer.norm.offset.numpy()
+    if layer.norm_position == "pre":
+        return x + reference_attention(norm(x), length, layer.attention)
+    branch = x + reference_attention(x, length, layer.attention)
+    return norm(branch) if layer.norm_position == "post" else branch
+
+
+@pytest.mark.parametrize("norm", ["post", "pre", "none"])
+def test_residual_attention_matches_reference_and_drops_its_branch_only_in_training(norm):
     tf.random.set_seed(2)
-    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5)
-    x = tf.random.normal([1, 5, 4])
-    lengths = tf.constant([5])
-    inference = layer(x, lengths, training=False)
+    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm=norm)
+    if layer.norm is not None:  # a norm away from its identity start, so that the reference checks its use
+        layer.norm.scale.assign(tf.random.normal([4]))
+        layer.norm.offset.assign(tf.random.normal([4]))
+    x = tf.random.normal([2, 5, 4])
+    lengths = tf.constant([3, 5])
+    inference = layer(x, lengths, training=False).numpy()
+    for row, length in enumerate([3, 5]):
+        np.testing.assert_allclose(inference[row, :length],
+                                   reference_residual_attention(x.numpy()[row], length, layer)[:length], atol=1e-5)
     np.testing.assert_array_equal(inference, layer(x, lengths, training=False))
-    np.testing.assert_allclose(inference, layer.norm(x + layer.attention(x, lengths, training=False)), atol=1e-6)
     assert not np.allclose(layer(x, lengths, training=True), inference)
+
+
+def test_residual_attention_refuses_an_unknown_norm():
+    with pytest.raises(ValueError, match="norm 'middle'"):
+        ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm="middle")

@@ -17,6 +17,7 @@ def test_overrides_parse_json_and_keep_types():
     ("lstm_units", "expected key=value"),
     ("lstm_units=abc", "expected a int"),
     ("encoder=lstm", "expected one of"),
+    ("mha_norm=middle", "mha_norm='middle': expected one of post, pre, none"),
     ("dropout=1.5", "0 <= dropout < 1"),
     ("feature_columns=[0]", "column numbers >= 1"),
     ("attention_dropout=1", "0 <= attention_dropout < 1"),
