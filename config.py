@@ -67,6 +67,7 @@ class Config:
     mha_heads: int = 4                 # bilstm+mha; must divide 2 * lstm_units
     mha_dropout: float = 0.5           # bilstm+mha: on the attention branch before the residual sum
     mha_norm: str = "post"             # bilstm+mha: layer norm of the residual sum (post), of the attention's input (pre), none
+    mha_gate: bool = False             # bilstm+mha: a learned scalar, 0 at the start, scales the attention branch
     use_crf: bool = True
     crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
     tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's

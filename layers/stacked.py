@@ -24,10 +24,12 @@ class ResidualSelfAttention(tf.Module):
     """x + dropout(masked multi-head self-attention(x)), keeping the width, with the layer norm
     where `norm` says: "post" normalizes the sum, "pre" the attention's input only (the BiLSTM's
     output then reaches the head unchanged), "none" has none. The dropout on the attention branch
-    (training only) keeps the layer from overfitting ahead of the BiLSTM."""
+    (training only) keeps the layer from overfitting ahead of the BiLSTM. With `gate`, a learned
+    scalar that starts at 0 scales the branch (ReZero), so training starts from the BiLSTM alone
+    and takes in attention only as far as it helps."""
 
     def __init__(self, dim: int, heads: int, attention_dropout: float, dropout: float, norm: str = "post",
-                 name: str = "residual_attention"):
+                 gate: bool = False, name: str = "residual_attention"):
         super().__init__(name=name)
         if norm not in MHA_NORMS:
             raise ValueError(f"residual attention: norm {norm!r}, expected one of {', '.join(MHA_NORMS)}")
@@ -35,10 +37,13 @@ class ResidualSelfAttention(tf.Module):
         self.norm_position = norm
         self.norm = LayerNorm(dim) if norm != "none" else None
         self.dropout = dropout
+        self.gate = tf.Variable(0.0, name="gate") if gate else None
         self.output_dim = dim
 
     def __call__(self, x: tf.Tensor, lengths: tf.Tensor, training: bool) -> tf.Tensor:
         branch = self.attention(self.norm(x) if self.norm_position == "pre" else x, lengths, training)
         if training and self.dropout > 0:
             branch = tf.nn.dropout(branch, self.dropout)
+        if self.gate is not None:
+            branch = self.gate * branch
         return self.norm(x + branch) if self.norm_position == "post" else x + branch

@@ -67,23 +67,28 @@ def test_attention_dropout_applies_only_in_training():
 
 
 def reference_residual_attention(x, length, layer):
-    """One sentence x [T, dim] through the residual layer at inference, with its norm where it is."""
+    """One sentence x [T, dim] through the residual layer at inference, with its norm where it is
+    and its branch scaled by the gate if it has one."""
     def norm(v):
         normed = (v - v.mean(axis=-1, keepdims=True)) / np.sqrt(v.var(axis=-1, keepdims=True) + 1e-6)
         return normed * layer.norm.scale.numpy() + layer.norm.offset.numpy()
+    gate = layer.gate.numpy() if layer.gate is not None else 1.0
     if layer.norm_position == "pre":
-        return x + reference_attention(norm(x), length, layer.attention)
-    branch = x + reference_attention(x, length, layer.attention)
-    return norm(branch) if layer.norm_position == "post" else branch
+        return x + gate * reference_attention(norm(x), length, layer.attention)
+    total = x + gate * reference_attention(x, length, layer.attention)
+    return norm(total) if layer.norm_position == "post" else total
 
 
 @pytest.mark.parametrize("norm", ["post", "pre", "none"])
-def test_residual_attention_matches_reference_and_drops_its_branch_only_in_training(norm):
+@pytest.mark.parametrize("gate", [False, True])
+def test_residual_attention_matches_reference_and_drops_its_branch_only_in_training(norm, gate):
     tf.random.set_seed(2)
-    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm=norm)
+    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm=norm, gate=gate)
     if layer.norm is not None:  # a norm away from its identity start, so that the reference checks its use
         layer.norm.scale.assign(tf.random.normal([4]))
         layer.norm.offset.assign(tf.random.normal([4]))
+    if gate:  # likewise a gate away from its zero start
+        layer.gate.assign(-0.7)
     x = tf.random.normal([2, 5, 4])
     lengths = tf.constant([3, 5])
     inference = layer(x, lengths, training=False).numpy()
@@ -97,3 +102,10 @@ def test_residual_attention_matches_reference_and_drops_its_branch_only_in_train
 def test_residual_attention_refuses_an_unknown_norm():
     with pytest.raises(ValueError, match="norm 'middle'"):
         ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm="middle")
+
+
+def test_gated_residual_attention_starts_as_its_input():
+    """A gate at its zero start passes the input through, even in training: the BiLSTM alone."""
+    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.1, dropout=0.5, norm="none", gate=True)
+    x = tf.random.normal([2, 5, 4])
+    np.testing.assert_array_equal(layer(x, tf.constant([3, 5]), training=True), x)
