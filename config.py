@@ -64,7 +64,8 @@ class Config:
     qrnn_units: int = 200              # per direction
     qrnn_layers: int = 2
     qrnn_kernel: int = 2               # width of the causal convolution over time
-    mha_heads: int = 4                 # bilstm+mha; must divide 2 * lstm_units
+    mha_heads: int = 4                 # bilstm+mha; must divide the attention's width
+    mha_units: int = 0                 # bilstm+mha: width of queries, keys, values; 0: the BiLSTM's (2 * lstm_units)
     mha_dropout: float = 0.5           # bilstm+mha: on the attention branch before the residual sum
     mha_norm: str = "post"             # bilstm+mha: layer norm of the residual sum (post), of the attention's input (pre), none
     mha_gate: bool = False             # bilstm+mha: a learned scalar, 0 at the start, scales the attention branch
@@ -112,9 +113,12 @@ class Config:
         if self.encoder in TRANSFORMER_ENCODERS and self.transformer_units % self.transformer_heads:
             raise ValueError(f"config transformer_units={self.transformer_units}: expected a multiple of "
                              f"transformer_heads={self.transformer_heads}")
-        if self.encoder == "bilstm+mha" and 2 * self.lstm_units % self.mha_heads:
-            raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of 2 * lstm_units="
-                             f"{2 * self.lstm_units} (the BiLSTM's output width)")
+        if self.mha_units < 0:
+            raise ValueError(f"config mha_units={self.mha_units}: expected 0 (the BiLSTM's width) or a positive integer")
+        mha_width = self.mha_units or 2 * self.lstm_units
+        if self.encoder == "bilstm+mha" and mha_width % self.mha_heads:
+            raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of the attention's width "
+                             f"{mha_width} (mha_units, or 2 * lstm_units when it is 0)")
         if "bert" in self.emb_class:
             if not self.bert_path:
                 raise ValueError(f"config emb_class={self.emb_class}: needs bert_path (a BERT folder or a packaged model)")

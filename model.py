@@ -114,7 +114,8 @@ def build_encoder(config: Config, input_dim: int) -> tf.Module:
         return Stacked([bilstm, build_transformer(config, bilstm.output_dim, after_bilstm=True)])
     if config.encoder == "bilstm+mha":
         return Stacked([bilstm, ResidualSelfAttention(bilstm.output_dim, config.mha_heads, config.attention_dropout,
-                                                              config.mha_dropout, config.mha_norm, config.mha_gate)])
+                                                              config.mha_dropout, config.mha_norm, config.mha_gate,
+                                                              config.mha_units or None)])
     raise ValueError(f"encoder {config.encoder!r} is not implemented")
 
 

@@ -17,20 +17,23 @@ MASKED_LOGIT = -1e9
 
 class MultiHeadAttention(tf.Module):
     def __init__(self, dim: int, heads: int, dropout: float, relative_positions: bool = False, scaled: bool = True,
-                 name: str = "attention"):
+                 units: int | None = None, name: str = "attention"):
         """scaled: divide the logits by sqrt(head width) (Vaswani et al.); TENER leaves them unscaled
-        for sharper attention, which suits tagging, where few words matter to a word."""
+        for sharper attention, which suits tagging, where few words matter to a word.
+        units: the width of the queries, keys and values, all heads together (default dim); the
+        output is projected back to dim."""
         super().__init__(name=name)
-        if dim % heads:
-            raise ValueError(f"attention: dimension {dim} is not divisible by {heads} heads")
+        units = units or dim
+        if units % heads:
+            raise ValueError(f"attention: width {units} is not divisible by {heads} heads")
         self.heads = heads
-        self.head_dim = dim // heads
+        self.head_dim = units // heads
         self.dropout = dropout
         self.scale = 1.0 / math.sqrt(self.head_dim) if scaled else 1.0
-        self.query = Dense(dim, dim, name="query")
-        self.key = Dense(dim, dim, name="key")
-        self.value = Dense(dim, dim, name="value")
-        self.output = Dense(dim, dim, name="output")
+        self.query = Dense(dim, units, name="query")
+        self.key = Dense(dim, units, name="key")
+        self.value = Dense(dim, units, name="value")
+        self.output = Dense(units, dim, name="output")
         self.relative_positions = relative_positions
         if relative_positions:
             self.content_bias = tf.Variable(tf.zeros([heads, 1, self.head_dim]), name="content_bias")

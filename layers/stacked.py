@@ -26,14 +26,15 @@ class ResidualSelfAttention(tf.Module):
     output then reaches the head unchanged), "none" has none. The dropout on the attention branch
     (training only) keeps the layer from overfitting ahead of the BiLSTM. With `gate`, a learned
     scalar that starts at 0 scales the branch (ReZero), so training starts from the BiLSTM alone
-    and takes in attention only as far as it helps."""
+    and takes in attention only as far as it helps. `units` narrows the queries, keys and values
+    (default: as wide as x), fewer weights for the layer to overfit with."""
 
     def __init__(self, dim: int, heads: int, attention_dropout: float, dropout: float, norm: str = "post",
-                 gate: bool = False, name: str = "residual_attention"):
+                 gate: bool = False, units: int | None = None, name: str = "residual_attention"):
         super().__init__(name=name)
         if norm not in MHA_NORMS:
             raise ValueError(f"residual attention: norm {norm!r}, expected one of {', '.join(MHA_NORMS)}")
-        self.attention = MultiHeadAttention(dim, heads, attention_dropout)
+        self.attention = MultiHeadAttention(dim, heads, attention_dropout, units=units)
         self.norm_position = norm
         self.norm = LayerNorm(dim) if norm != "none" else None
         self.dropout = dropout

@@ -23,12 +23,12 @@ TINY_CONFIG = ["--set", "lstm_units=16", "--set", "char_filters=8", "--set", "ch
                "--set", "transformer_layers=1", "--set", "qrnn_units=16", "--set", "qrnn_layers=1",
                "--set", "mha_heads=2"]
 
-# Every encoder, plus the transformer's TENER variant and the gated bilstm+mha, as config assignments.
+# Every encoder, plus the transformer's TENER variant and the gated, narrowed bilstm+mha, as config assignments.
 ENCODER_VARIANTS = {encoder: [f"encoder={encoder}"] for encoder in ENCODERS}
 ENCODER_VARIANTS["transformer-relative"] = ["encoder=transformer", "transformer_positions=relative",
                                             "transformer_scaled_attention=false"]
 ENCODER_VARIANTS["bilstm+transformer-relative"] = ["encoder=bilstm+transformer", "transformer_positions=relative"]
-ENCODER_VARIANTS["bilstm+mha-gated"] = ["encoder=bilstm+mha", "mha_norm=none", "mha_gate=true"]
+ENCODER_VARIANTS["bilstm+mha-gated-narrow"] = ["encoder=bilstm+mha", "mha_norm=none", "mha_gate=true", "mha_units=8"]
 
 
 @pytest.fixture(scope="session")

@@ -37,10 +37,13 @@ def reference_attention(x, length, attention):
     return project(attention.output, np.concatenate(heads, axis=1))
 
 
-@pytest.mark.parametrize("relative_positions, scaled", [(False, True), (True, False), (True, True)])
-def test_attention_matches_reference_and_ignores_padded_positions(relative_positions, scaled):
+@pytest.mark.parametrize("relative_positions, scaled, units", [(False, True, None), (True, False, None),
+                                                               (True, True, None), (False, True, 6)])
+def test_attention_matches_reference_and_ignores_padded_positions(relative_positions, scaled, units):
     tf.random.set_seed(0)
-    attention = MultiHeadAttention(dim=8, heads=2, dropout=0.5, relative_positions=relative_positions, scaled=scaled)
+    attention = MultiHeadAttention(dim=8, heads=2, dropout=0.5, relative_positions=relative_positions, scaled=scaled,
+                                   units=units)
+    assert attention.heads * attention.head_dim == (units or 8)
     if relative_positions:  # biases away from their zero start, so that the reference checks their use
         attention.content_bias.assign(tf.random.normal(attention.content_bias.shape))
         attention.distance_bias.assign(tf.random.normal(attention.distance_bias.shape))
@@ -81,9 +84,10 @@ def reference_residual_attention(x, length, layer):
 
 @pytest.mark.parametrize("norm", ["post", "pre", "none"])
 @pytest.mark.parametrize("gate", [False, True])
-def test_residual_attention_matches_reference_and_drops_its_branch_only_in_training(norm, gate):
+@pytest.mark.parametrize("units", [None, 2])
+def test_residual_attention_matches_reference_and_drops_its_branch_only_in_training(norm, gate, units):
     tf.random.set_seed(2)
-    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm=norm, gate=gate)
+    layer = ResidualSelfAttention(dim=4, heads=2, attention_dropout=0.0, dropout=0.5, norm=norm, gate=gate, units=units)
     if layer.norm is not None:  # a norm away from its identity start, so that the reference checks its use
         layer.norm.scale.assign(tf.random.normal([4]))
         layer.norm.offset.assign(tf.random.normal([4]))

@@ -23,6 +23,7 @@ def test_overrides_parse_json_and_keep_types():
     ("attention_dropout=1", "0 <= attention_dropout < 1"),
     ("qrnn_kernel=0", "expected a positive integer"),
     ("highway_layers=-1", "expected 0 or more"),
+    ("mha_units=-1", "mha_units=-1: expected 0"),
 ])
 def test_bad_overrides_name_the_problem(assignment, message):
     with pytest.raises(ValueError, match=message):
@@ -32,8 +33,11 @@ def test_bad_overrides_name_the_problem(assignment, message):
 def test_attention_heads_must_divide_the_width_of_the_encoder_in_use():
     with pytest.raises(ValueError, match="multiple of transformer_heads=3"):
         Config(encoder="bilstm+transformer", transformer_heads=3)
-    with pytest.raises(ValueError, match=r"mha_heads=4: expected a divisor of 2 \* lstm_units=10"):
+    with pytest.raises(ValueError, match=r"mha_heads=4: expected a divisor of the attention's width 10"):
         Config(encoder="bilstm+mha", lstm_units=5)
+    with pytest.raises(ValueError, match=r"mha_heads=4: expected a divisor of the attention's width 6"):
+        Config(encoder="bilstm+mha", mha_units=6)
+    Config(encoder="bilstm+mha", lstm_units=5, mha_units=8)  # a narrower attention sets its own width
     Config(encoder="qrnn", transformer_heads=3, lstm_units=5)  # keys of other encoders are not checked
 
 
