@@ -1,5 +1,5 @@
 # make demo: train on the synthetic sample corpus and tag a few sentences.
-# make test: the test suite. Both create .venv and install requirements.txt when needed.
+# make test: the linter (ruff, configured in pyproject.toml), then the test suite. Both create .venv and install requirements.txt when needed.
 # make serving: export and freeze runs/demo (after make demo), build the C++ runner, tag with it.
 PYTHON ?= python3
 VENV := .venv
@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 	$(PY) inference.py --model_dir runs/demo --format text --input data/sample/examples.txt --json
 
 test: $(VENV)/.installed
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 serving: $(VENV)/.installed

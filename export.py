@@ -7,11 +7,20 @@ and, for models trained with feature columns, features (string [batch, time, F])
 (IOB2 strings [batch, time]) and confidence (float32 [batch, time]) out. It loads with
 tf.saved_model.load and with the C and C++ SavedModel APIs (tag "serve").
 """
-import serving
+import argparse
+
+from ner import model_folder
+from ner.cli import user_errors
 
 
 def main(argv=None):
-    serving.command_line(argv, __doc__, serving.EXPORT_DIR, serving.export)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="a model folder written by train.py")
+    parser.add_argument("--out", help=f"output folder (default MODEL_DIR/{model_folder.EXPORT_DIR})")
+    args = parser.parse_args(argv)
+    with user_errors():
+        from ner.serving.artifacts import write_artifact  # TensorFlow loads only once the arguments are good
+        print(f"wrote {write_artifact(args.model_dir, model_folder.EXPORT_DIR, args.out)}")
 
 
 if __name__ == "__main__":

@@ -12,16 +12,8 @@ wait, new ones are answered 503 at once.
 from __future__ import annotations
 
 import argparse
-import sys
 
-
-def positive(kind):
-    def parse(text):
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive number, found {text}")
-        return value
-    return parse
+from ner.cli import positive, user_errors
 
 
 def main(argv=None):
@@ -47,24 +39,13 @@ def main(argv=None):
     if args.max_wait_ms < 0:
         parser.error("--max_wait_ms: expected 0 or more")
 
-    # TensorFlow and aiohttp load only once the arguments are known good.
-    import tf_options
-    tf_options.prefer_plain_cpu_kernels()
-    from aiohttp import web
-
-    import http_service
-    from tagging import load_model
-    try:
-        model = load_model(args.model_dir)
-    except (FileNotFoundError, ValueError) as e:
-        raise SystemExit(str(e)) from None
-    limits = http_service.Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
-                                 max_tokens=args.max_tokens)
-    app = http_service.make_app(model, args.model_dir, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
-    # run_app calls `print` once the socket listens: only then does the line say so.
-    listening = f"serving {args.model_dir} on http://{args.host}:{args.port}/ (Ctrl-C stops)"
-    web.run_app(app, host=args.host, port=args.port, access_log=None,
-                print=lambda _: print(listening, file=sys.stderr, flush=True))
+    with user_errors():
+        from ner import tf_options
+        tf_options.prefer_plain_cpu_kernels()  # before TensorFlow loads, as aiohttp does: once the arguments are good
+        from ner.service.http import Limits, serve
+        limits = Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
+                        max_tokens=args.max_tokens)
+        serve(args.model_dir, args.host, args.port, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,9 @@ use), checkpoints/last (to --resume), history.jsonl (one line per epoch) and log
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import time
 
-import input as conll
-from config import Config
+from ner.cli import user_errors
+from ner.training.run import make_config, train
 
 
 def parse_args(argv=None):
@@ -47,57 +43,12 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def make_config(args) -> Config:
-    if args.resume:
-        # The run's own config; only the epoch cap may change (to end a run early or extend it).
-        config = Config.load(os.path.join(args.model_dir, "config.json"))
-    else:
-        config = Config.load(args.config) if args.config else Config()
-        config = config.with_overrides(args.set)
-        if args.seed is not None:
-            config = config.replace(seed=args.seed)
-    if args.epochs is not None:
-        config = config.replace(epochs=args.epochs)
-    return config
-
-
-def read_data(data_dir: str) -> tuple[list[conll.Sentence], list[conll.Sentence], str]:
-    splits = []
-    for name in ("train", "dev"):
-        path = os.path.join(data_dir, f"{name}.txt")
-        if not os.path.exists(path):
-            raise SystemExit(f"{path}: not found (--data_dir needs train.txt and dev.txt)")
-        sentences = [s for s in conll.read_conll(path) if not s.docstart]
-        if not sentences:
-            raise SystemExit(f"{path}: no sentences")
-        splits.append(sentences)
-    return splits[0], splits[1], conll.detect_scheme(s.tags for s in splits[1])
-
-
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        config = make_config(args)
-        train_sentences, dev_sentences, dev_scheme = read_data(args.data_dir)
-    except (ValueError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from None
-    checkpoint_dir = os.path.join(args.model_dir, "checkpoints")
-    if not args.resume and os.path.isdir(checkpoint_dir):
-        raise SystemExit(f"{args.model_dir}: already holds a model; use --resume to continue it or another --model_dir")
-
-    # TensorFlow is imported only now, so --help and argument errors stay fast; the strategy is
-    # made before any TensorFlow op runs (multi-worker collectives and logical devices need that).
-    import distribute
-    import tf_options
-    try:
-        tf_options.limit_threads(args.threads)
-        strategy = distribute.make_strategy(args.strategy, args.logical_cpus)
-    except ValueError as e:
-        raise SystemExit(str(e)) from None
-    from trainer import Trainer
-    trainer = Trainer(config, args.emb_dir, args.model_dir, resume=args.resume, strategy=strategy)
-    trainer.fit(train_sentences, dev_sentences, dev_scheme)
-    return trainer
+    with user_errors():
+        config = make_config(args.model_dir, args.resume, args.config, args.set, args.seed, args.epochs)
+        return train(config, args.data_dir, args.emb_dir, args.model_dir, resume=args.resume,
+                     strategy_name=args.strategy, logical_cpus=args.logical_cpus, threads=args.threads)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
-import input as conll  # noqa: E402
+from ner.data import conll  # noqa: E402
 
 
 def write_shards(path: str, folder: str, count: int) -> list[str]:

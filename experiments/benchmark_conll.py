@@ -26,7 +26,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
 import results  # noqa: E402
-from etc import conlleval  # noqa: E402
+
+from ner.data import conlleval  # noqa: E402
 
 
 def run(command: list[str], **kwargs):

@@ -29,19 +29,19 @@ sys.path.insert(0, ROOT)
 
 def measure(strategy: str, args) -> dict:
     """In this process: `args.steps` timed steps after `args.warmup` untimed ones."""
-    import distribute
+    from ner.training import distribute
     made = distribute.make_strategy(strategy, logical_cpus=2 if strategy == "mirrored" else 0)
-    import input as conll
-    import train
-    from trainer import Trainer
-    config = train.make_config(train.parse_args(["--config", args.config, "--data_dir", args.data_dir,
-                                                 "--emb_dir", args.emb_dir, "--model_dir", "unused"]))
-    sentences, _, _ = train.read_data(args.data_dir)
-    scheme = conll.detect_scheme(s.tags for s in sentences)
+    from ner.data.batching import make_dataset
+    from ner.data.conll import read_split
+    from ner.data.schemes import detect_scheme
+    from ner.training.run import make_config, make_trainer
+    config = make_config("unused", False, args.config)
+    sentences = read_split(args.data_dir, "train")
+    scheme = detect_scheme(s.tags for s in sentences)
     with tempfile.TemporaryDirectory() as folder:
-        trainer = Trainer(config, args.emb_dir, folder, strategy=made)
-        dataset = conll.make_dataset(sentences, config.feature_columns, config.batch_size,
-                                     tag_scheme=(scheme, config.tag_scheme), shuffle_seed=config.seed * 100003)
+        trainer = make_trainer(config, args.emb_dir, folder, strategy=made)
+        dataset = make_dataset(sentences, config.feature_columns, config.batch_size,
+                               tag_scheme=(scheme, config.tag_scheme), shuffle_seed=config.seed * 100003)
         batches = list(dataset.take(args.warmup + args.steps))
         for batch in batches[:args.warmup]:
             trainer.train_step(batch["words"], batch["lengths"], batch["features"], batch["tags"])

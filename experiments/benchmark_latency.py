@@ -26,12 +26,14 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-import tf_options  # noqa: E402
+from ner import tf_options  # noqa: E402
 
 tf_options.prefer_plain_cpu_kernels()  # as inference.py does, before serving imports TensorFlow
-import input as conll  # noqa: E402
 import results  # noqa: E402
-import serving  # noqa: E402
+
+from ner import model_folder  # noqa: E402
+from ner.data import conll  # noqa: E402
+from ner.serving import loaders  # noqa: E402
 
 
 def single_inputs(sentence: conll.Sentence, feature_columns: list[int]):
@@ -51,7 +53,7 @@ def latencies_ms(predict, sentences, feature_columns) -> list[float]:
     return times[1:]
 
 
-def stages(frozen: serving.FrozenTagger) -> list[tuple[str, list[str]]]:
+def stages(frozen: loaders.FrozenTagger) -> list[tuple[str, list[str]]]:
     """Cumulative cut points of a BiLSTM-CRF frozen graph: (what running up to it adds, tensors to
     fetch). A session computes only what its fetches need, so the difference between the times
     of consecutive stages is what that stage costs."""
@@ -106,15 +108,15 @@ def main(argv=None):
     parser.add_argument("--record", action="store_true", help="add the medians to experiments/results.json")
     args = parser.parse_args(argv)
     sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
-    frozen_dir = os.path.join(args.model_dir, serving.FROZEN_DIR)
-    frozen = serving.FrozenTagger(frozen_dir, threads=1)
+    frozen_dir = os.path.join(args.model_dir, model_folder.FROZEN_DIR)
+    frozen = loaders.FrozenTagger(frozen_dir, threads=1)
     columns = frozen.config.feature_columns
     print(f"{len(sentences)} sentences, {statistics.mean(len(s) for s in sentences):.1f} tokens on average")
 
     medians = {}
     library = os.path.join(os.path.dirname(args.tagger), "libtagger.so")
     if os.path.exists(library):  # what inference.py runs a frozen folder on once the runner is built
-        native_times = latencies_ms(serving.NativeFrozenTagger(frozen_dir, library, threads=1).predict, sentences,
+        native_times = latencies_ms(loaders.NativeFrozenTagger(frozen_dir, library, threads=1).predict, sentences,
                                     columns)
         medians["latency_ms_python_1thread"] = statistics.median(native_times)
         print(f"Python, libtagger:      mean {statistics.mean(native_times):.3f} ms, "
@@ -123,10 +125,10 @@ def main(argv=None):
     medians["latency_ms_python_session_1thread"] = statistics.median(session_times)
     print(f"Python, TF session:     mean {statistics.mean(session_times):.3f} ms, "
           f"median {medians['latency_ms_python_session_1thread']:.3f} ms per sentence")
-    export_dir = os.path.join(args.model_dir, serving.EXPORT_DIR)
+    export_dir = os.path.join(args.model_dir, model_folder.EXPORT_DIR)
     if os.path.isdir(export_dir):
         tf_options.limit_threads(1)  # the SavedModel runs eagerly: one thread is set process-wide
-        exported_times = latencies_ms(serving.ExportedTagger(export_dir).predict, sentences, columns)
+        exported_times = latencies_ms(loaders.ExportedTagger(export_dir).predict, sentences, columns)
         print(f"Python, SavedModel:     mean {statistics.mean(exported_times):.3f} ms, "
               f"median {statistics.median(exported_times):.3f} ms per sentence")
     if os.path.exists(args.tagger):

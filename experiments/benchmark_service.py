@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -26,9 +25,10 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-import input as conll  # noqa: E402
 import results  # noqa: E402
-from config import Config  # noqa: E402
+
+from ner.config import Config  # noqa: E402
+from ner.data import conll  # noqa: E402
 
 
 def free_port() -> int:

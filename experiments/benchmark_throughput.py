@@ -1,4 +1,4 @@
-"""Batch tagging throughput of inference.py's path (tagging.load_model + tag_sentences) on all
+"""Batch tagging throughput of inference.py's path (load_model + tag_sentences) on all
 cores: tokens per second over a whole CoNLL file for a model folder, its export/ and its
 frozen/ folder, with each one's load time and the process's peak resident memory.
 
@@ -20,12 +20,13 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 sys.path.insert(0, HERE)
 
-import tf_options  # noqa: E402
+from ner import tf_options  # noqa: E402
 
 tf_options.prefer_plain_cpu_kernels()  # as inference.py does, before serving imports TensorFlow
-import input as conll  # noqa: E402
 import results  # noqa: E402
-import serving  # noqa: E402
+
+from ner import model_folder  # noqa: E402
+from ner.data import conll  # noqa: E402
 
 
 def main(argv=None):
@@ -35,13 +36,14 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=256, help="sentences per batch (inference.py's default)")
     parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")
     args = parser.parse_args(argv)
-    from tagging import load_model, tag_sentences
+    from ner.model.tagging import tag_sentences
+    from ner.serving.loaders import load_model
     sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
     tokens = sum(len(s) for s in sentences)
     print(f"{len(sentences)} sentences, {tokens} tokens, batch {args.batch_size}")
     figures = {}
-    for kind, folder in (("checkpoint", args.model_dir), ("export", os.path.join(args.model_dir, serving.EXPORT_DIR)),
-                         ("frozen", os.path.join(args.model_dir, serving.FROZEN_DIR))):
+    for kind, folder in (("checkpoint", args.model_dir), ("export", os.path.join(args.model_dir, model_folder.EXPORT_DIR)),
+                         ("frozen", os.path.join(args.model_dir, model_folder.FROZEN_DIR))):
         if not os.path.isdir(folder):
             continue
         started = time.perf_counter()

@@ -40,8 +40,8 @@ def compare(bert_path: str, sentences: list[list[str]] = SENTENCES) -> dict:
     from transformers import BertModel as TorchBertModel
     from transformers import BertTokenizerFast
 
-    from layers.bert import BertModel, read_folder, resolve_lowercase, resolve_path
-    from layers.wordpiece import WordPieceAligner
+    from ner.model.features.bert import BertModel, read_folder, resolve_lowercase, resolve_path
+    from ner.model.features.wordpiece import WordPieceAligner
 
     folder = resolve_path(bert_path)
     settings, weights, vocab = read_folder(folder)

@@ -14,7 +14,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-import atomic  # noqa: E402  (the repository root holds it)
+from ner import model_folder  # noqa: E402  (the repository root holds the package)
+
 RESULTS_JSON = os.path.join(HERE, "results.json")
 RESULTS_MD = os.path.join(HERE, "RESULTS.md")
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -57,7 +58,7 @@ def _record(name, config, data, metric, run, unit, command):
     entry.update(config=config, data=data, mean=round(statistics.mean(values), 3),
                  std=round(statistics.stdev(values), 3) if len(values) > 1 else 0.0, unit=unit, command=command,
                  date=datetime.date.today().isoformat(), machine=machine())
-    atomic.write_text(RESULTS_JSON, json.dumps(entries, indent=2) + "\n")
+    model_folder.write_text(RESULTS_JSON, json.dumps(entries, indent=2) + "\n")
 
 
 def render():

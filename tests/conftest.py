@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from config import ENCODERS
+from ner.config import ENCODERS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +31,22 @@ ENCODER_VARIANTS["bilstm+transformer-relative"] = ["encoder=bilstm+transformer",
 ENCODER_VARIANTS["bilstm+mha-gated-narrow"] = ["encoder=bilstm+mha", "mha_norm=none", "mha_gate=true", "mha_units=8"]
 
 
+def config_from(args: list[str]):
+    """Config() with train.py-style arguments applied: --set KEY=VALUE, --seed N, --epochs N."""
+    from ner.training.run import make_config
+    overrides, seed, epochs = [], None, None
+    for flag, value in zip(args[::2], args[1::2]):
+        if flag == "--set":
+            overrides.append(value)
+        elif flag == "--seed":
+            seed = int(value)
+        elif flag == "--epochs":
+            epochs = int(value)
+        else:
+            raise ValueError(f"config_from: {flag} is not a config argument")
+    return make_config("", False, overrides=overrides, seed=seed, epochs=epochs)
+
+
 @pytest.fixture(scope="session")
 def corpus_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus")
@@ -49,9 +65,9 @@ def write_glove(path, words, dim=8, seed=0):
 
 @pytest.fixture(scope="session")
 def emb_dir(corpus_dir, tmp_path_factory):
-    import input as conll
-    from embvec import build
-    words = sorted({w.lower() for s in conll.read_conll(os.path.join(corpus_dir, "train.txt")) for w in s.words})
+    from ner.data.conll import read_conll
+    from ner.data.pretrained import build
+    words = sorted({w.lower() for s in read_conll(os.path.join(corpus_dir, "train.txt")) for w in s.words})
     folder = tmp_path_factory.mktemp("emb")
     glove = str(folder / "glove.txt")
     write_glove(glove, words[: len(words) * 3 // 4])  # a quarter of train words stay out-of-vocabulary

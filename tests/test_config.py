@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from config import Config
+from ner.config import Config
 
 
 def test_overrides_parse_json_and_keep_types():

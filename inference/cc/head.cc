@@ -4,15 +4,17 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <nlohmann/json.hpp>
+
 namespace {
 
-std::vector<float> Numbers(const json::Value& object, const char* key, size_t count, const std::string& where) {
-  const json::Value* value = object.Find(key);
-  std::vector<const json::Value*> items;
-  if (value != nullptr && value->kind == json::Value::Kind::kArray) {
-    for (const json::Value& item : value->array) {
-      if (item.kind == json::Value::Kind::kArray) {
-        for (const json::Value& inner : item.array) items.push_back(&inner);
+std::vector<float> Numbers(const nlohmann::json& object, const char* key, size_t count, const std::string& where) {
+  auto value = object.find(key);
+  std::vector<const nlohmann::json*> items;
+  if (value != object.end() && value->is_array()) {
+    for (const nlohmann::json& item : *value) {
+      if (item.is_array()) {
+        for (const nlohmann::json& inner : item) items.push_back(&inner);
       } else {
         items.push_back(&item);
       }
@@ -22,9 +24,9 @@ std::vector<float> Numbers(const json::Value& object, const char* key, size_t co
     throw std::runtime_error(where + ": expected " + std::to_string(count) + " numbers in head \"" + key + "\"");
   }
   std::vector<float> numbers;
-  for (const json::Value* item : items) {
-    if (item->kind != json::Value::Kind::kNumber) throw std::runtime_error(where + ": head \"" + key + "\" holds a non-number");
-    numbers.push_back(static_cast<float>(item->number));  // written from float32 values: exact
+  for (const nlohmann::json* item : items) {
+    if (!item->is_number()) throw std::runtime_error(where + ": head \"" + key + "\" holds a non-number");
+    numbers.push_back(static_cast<float>(item->get<double>()));  // written from float32 values: exact
   }
   return numbers;
 }
@@ -39,25 +41,27 @@ double LogSumExp(const double* values, int count) {
 
 }  // namespace
 
-Head::Head(const json::Value& description, const std::string& where) {
-  const json::Value* type = description.Find("type");
-  const json::Value* tags = description.Find("tags");
-  if (type == nullptr || type->kind != json::Value::Kind::kString || tags == nullptr ||
-      tags->kind != json::Value::Kind::kArray || tags->array.empty()) {
+Head::Head(const nlohmann::json& description, const std::string& where) {
+  // find() is end() on a non-object too, so a "head" that is no object reads as one without members.
+  auto type = description.find("type");
+  auto tags = description.find("tags");
+  if (type == description.end() || !type->is_string() || tags == description.end() || !tags->is_array() ||
+      tags->empty()) {
     throw std::runtime_error(where + ": head needs a \"type\" and a non-empty \"tags\" list");
   }
-  for (const json::Value& tag : tags->array) {
-    if (tag.kind != json::Value::Kind::kString) throw std::runtime_error(where + ": head \"tags\" holds a non-string");
-    tag_names_.push_back(tag.string);
+  for (const nlohmann::json& tag : *tags) {
+    if (!tag.is_string()) throw std::runtime_error(where + ": head \"tags\" holds a non-string");
+    tag_names_.push_back(tag.get<std::string>());
   }
+  const auto& type_name = type->get_ref<const std::string&>();
   size_t n = tag_names_.size();
-  if (type->string == "crf") {
+  if (type_name == "crf") {
     crf_ = true;
     transitions_ = Numbers(description, "transitions", n * n, where);
     start_ = Numbers(description, "start", n, where);
     end_ = Numbers(description, "end", n, where);
-  } else if (type->string != "softmax") {
-    throw std::runtime_error(where + ": unknown head type \"" + type->string + "\"");
+  } else if (type_name != "softmax") {
+    throw std::runtime_error(where + ": unknown head type \"" + type_name + "\"");
   }
 }
 

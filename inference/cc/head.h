@@ -8,14 +8,15 @@
 #include <string>
 #include <vector>
 
-#include "json.h"
+// The declarations only: head.cc and tagger.cc include the whole library.
+#include <nlohmann/json_fwd.hpp>
 
 class Head {
  public:
   // From serving.json's "head": {"type": "crf"|"softmax", "tags": [...], and for a CRF
   // "transitions" [N][N] (indexed [previous][next]), "start" [N], "end" [N]}. Throws
   // std::runtime_error naming `where` when the description is malformed.
-  Head(const json::Value& description, const std::string& where);
+  Head(const nlohmann::json& description, const std::string& where);
 
   int num_tags() const { return static_cast<int>(tag_names_.size()); }
   const std::string& tag_name(int id) const { return tag_names_[id]; }

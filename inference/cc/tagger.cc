@@ -18,10 +18,12 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "head.h"
-#include "json.h"
 #include "utf8.h"
 
 namespace {
@@ -29,6 +31,7 @@ namespace {
 // Bounds the memory of one call: a padded batch holds at most this many token slots.
 constexpr int64_t kMaxBatchSlots = int64_t{1} << 24;
 constexpr std::streamsize kMaxManifestBytes = 1 << 20;
+constexpr int kMaxManifestDepth = 64;  // deeper nesting is no manifest: refused as malformed
 
 thread_local std::string last_error;
 
@@ -60,12 +63,32 @@ std::string ReadFile(const std::string& path, std::streamsize limit) {
   return text;
 }
 
-const std::string& StringMember(const json::Value& object, std::string_view key, const std::string& where) {
-  const json::Value* value = object.Find(key);
-  if (value == nullptr || value->kind != json::Value::Kind::kString) {
-    throw std::runtime_error(where + ": expected a string \"" + std::string(key) + "\"");
+// serving.json, parsed; every error names `path` (nlohmann's own messages name no file).
+nlohmann::json ReadManifest(const std::string& path) {
+  std::string text = ReadFile(path, kMaxManifestBytes);
+  auto bound_depth = [&path](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxManifestDepth) {
+      throw std::runtime_error(path + ": JSON nested more than " + std::to_string(kMaxManifestDepth) + " levels deep");
+    }
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text, bound_depth);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
+                             utf8::EscapeInvalid(e.what()));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    throw std::runtime_error(path + ": invalid JSON: " + utf8::EscapeInvalid(e.what()));
   }
-  return value->string;
+}
+
+// find() on a non-object is end(), so a member of something that is no object reads as missing.
+const std::string& StringMember(const nlohmann::json& object, const char* key, const std::string& where) {
+  auto value = object.find(key);
+  if (value == object.end() || !value->is_string()) {
+    throw std::runtime_error(where + ": expected a string \"" + key + "\"");
+  }
+  return value->get_ref<const std::string&>();
 }
 
 // ConfigProto bytes for the thread counts: a two-field protobuf, written by hand because the
@@ -170,7 +193,7 @@ struct TaggerResult {
 namespace {
 
 // A frozen folder: imports the graph, starts a session and runs the op that fills the tables.
-void LoadFrozen(const char* folder, const json::Value& manifest, const std::string& manifest_path,
+void LoadFrozen(const char* folder, const nlohmann::json& manifest, const std::string& manifest_path,
                 const TF_SessionOptions* options, Tagger* tagger, TF_Status* status) {
   std::string graph_bytes = ReadFile(std::string(folder) + "/" + StringMember(manifest, "graph", manifest_path), 0);
   TF_Buffer* buffer = TF_NewBufferFromString(graph_bytes.data(), graph_bytes.size());
@@ -196,17 +219,17 @@ Tagger* tagger_open(const char* folder, int threads) {
     if (folder == nullptr) throw std::invalid_argument("model folder is NULL");
     if (threads < 0) throw std::invalid_argument("threads must be >= 0");
     std::string manifest_path = std::string(folder) + "/serving.json";
-    json::Value manifest = json::Parse(ReadFile(manifest_path, kMaxManifestBytes));
-    const json::Value* inputs = manifest.Find("inputs");
-    const json::Value* outputs = manifest.Find("outputs");
-    const json::Value* columns = manifest.Find("feature_columns");
-    if (inputs == nullptr || outputs == nullptr || columns == nullptr || columns->kind != json::Value::Kind::kArray) {
+    nlohmann::json manifest = ReadManifest(manifest_path);
+    auto inputs = manifest.find("inputs");
+    auto outputs = manifest.find("outputs");
+    auto columns = manifest.find("feature_columns");
+    if (inputs == manifest.end() || outputs == manifest.end() || columns == manifest.end() || !columns->is_array()) {
       throw std::runtime_error(manifest_path + ": expected \"inputs\", \"outputs\" and \"feature_columns\"");
     }
     auto tagger = std::make_unique<Tagger>();
-    for (const json::Value& column : columns->array) {
-      if (column.kind != json::Value::Kind::kNumber) throw std::runtime_error(manifest_path + ": bad feature_columns");
-      tagger->feature_columns.push_back(static_cast<int>(column.number));
+    for (const nlohmann::json& column : *columns) {
+      if (!column.is_number()) throw std::runtime_error(manifest_path + ": bad feature_columns");
+      tagger->feature_columns.push_back(static_cast<int>(column.get<double>()));  // 2 and 2.0 alike, as before
     }
 
     tagger->graph.reset(TF_NewGraph());
@@ -230,8 +253,8 @@ Tagger* tagger_open(const char* folder, int threads) {
     tagger->words = tagger->Output(StringMember(*inputs, "words", manifest_path));
     tagger->lengths = tagger->Output(StringMember(*inputs, "lengths", manifest_path));
     if (!tagger->feature_columns.empty()) tagger->features = tagger->Output(StringMember(*inputs, "features", manifest_path));
-    const json::Value* head = manifest.Find("head");
-    if (head != nullptr && outputs->Find("emissions") != nullptr) {
+    auto head = manifest.find("head");
+    if (head != manifest.end() && outputs->contains("emissions")) {
       tagger->head = std::make_unique<Head>(*head, manifest_path);
       tagger->emissions = tagger->Output(StringMember(*outputs, "emissions", manifest_path));
     } else {

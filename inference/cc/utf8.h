@@ -2,6 +2,7 @@
 #ifndef NER_UTF8_H_
 #define NER_UTF8_H_
 
+#include <string>
 #include <string_view>
 
 namespace utf8 {
@@ -40,6 +41,19 @@ inline size_t FindInvalid(std::string_view text) {
     i += continuation + 1;
   }
   return std::string_view::npos;
+}
+
+// `text` with each byte that FindInvalid refuses written as \xNN: a message that quotes input
+// (nlohmann/json's do) stays UTF-8 for callers that decode it strictly.
+inline std::string EscapeInvalid(std::string_view text) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string escaped;
+  for (size_t bad = FindInvalid(text); bad != std::string_view::npos; bad = FindInvalid(text)) {
+    auto byte = static_cast<unsigned char>(text[bad]);
+    escaped.append(text.substr(0, bad)).append("\\x").append(1, kHex[byte >> 4]).append(1, kHex[byte & 0xF]);
+    text.remove_prefix(bad + 1);
+  }
+  return escaped.append(text);
 }
 
 }  // namespace utf8

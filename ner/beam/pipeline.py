@@ -1,0 +1,255 @@
+"""The Beam pipeline of beam_tag.py: shards read on the workers, cut into inference.py's batches,
+tagged by a ModelHandler that loads the model once per worker process, and written back shard by
+shard."""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from typing import NamedTuple
+
+
+class _QuietBeamWarnings(logging.Filter):
+    """Warnings Beam logs here on import (no Google Cloud client) and on every bundle
+    (RunInference cannot read memory usage): nothing a user of this script can act on."""
+    NOISE = ("apitools not found", "Resource module is not available")
+
+    def filter(self, record):
+        return not any(noise in record.getMessage() for noise in self.NOISE)
+
+
+logging.getLogger().addFilter(_QuietBeamWarnings())
+
+import apache_beam as beam  # noqa: E402  (after the filter: Beam warns on import)
+from apache_beam.io.filesystems import FileSystems  # noqa: E402  (after the filter: Beam warns on import)
+from apache_beam.ml.inference.base import (  # noqa: E402  (after the filter: Beam warns on import)
+    KeyedModelHandler,
+    ModelHandler,
+    PredictionResult,
+    RunInference,
+)
+from apache_beam.options.pipeline_options import (  # noqa: E402  (after the filter: Beam warns on import)
+    PipelineOptions,
+    StandardOptions,
+)
+
+from ner import model_folder  # noqa: E402  (after the filter: Beam warns on import)
+from ner.config import Config  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on import)
+    InputError,
+    Sentence,
+    check_feature_columns,
+    check_text_input,
+    iter_conll,
+)
+from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.text import TextSentence, iter_text  # noqa: E402  (after the filter: Beam warns on import)
+
+MALFORMED = "_malformed.txt"
+METRICS = "beam_tag"
+
+
+class Record(NamedTuple):
+    """One sentence of a shard: its position in the shard, the sentence and, for text input, the
+    line it was read from with its tokens' offsets."""
+    index: int
+    sentence: Sentence
+    text: TextSentence | None = None
+
+
+def conll_records(data: bytes, name: str, feature_columns=()):
+    """The sentences of a CoNLL shard as Records, read leniently: a sentence with a bad line, or
+    without the model's feature columns, comes out as its InputError in place of the Record."""
+    for index, item in enumerate(iter_conll(data, name)):
+        if isinstance(item, Sentence):
+            try:
+                check_feature_columns(item, feature_columns, name)
+                item = Record(index, item)
+            except InputError as e:
+                item = e
+        yield item
+
+
+def text_records(data: bytes, name: str):
+    """The lines of a text shard as Records, a line that is not UTF-8 as its InputError."""
+    for index, item in enumerate(iter_text(data, name)):
+        yield item if isinstance(item, InputError) else Record(index, item.sentence, item)
+
+
+class ReadShard(beam.DoFn):
+    """path -> the shard's sentences in the batches inference.py would form for it: on the
+    'batches' output, (path, tuple of Records) for each batch of `batch_size` sentences of the
+    length-sorted shard; on the main output, (path, Record) for each -DOCSTART- line, passed
+    through untagged, and (path, None) once, so that a shard with no sentence still gets its
+    output; on the 'malformed' output, `path:line: what was expected` for each bad record."""
+
+    def __init__(self, text: bool, feature_columns, batch_size: int):
+        self.text = text
+        self.feature_columns = tuple(feature_columns)
+        self.batch_size = batch_size
+        self.malformed = beam.metrics.Metrics.counter(METRICS, "malformed_records")
+        self.sentences = beam.metrics.Metrics.counter(METRICS, "sentences")
+
+    def process(self, path):
+        with FileSystems.open(path) as f:
+            data = f.read()
+        yield path, None
+        records = text_records(data, path) if self.text else conll_records(data, path, self.feature_columns)
+        to_tag = []
+        for item in records:
+            if isinstance(item, InputError):
+                self.malformed.inc()
+                yield beam.pvalue.TaggedOutput("malformed", str(item))
+            elif item.sentence.docstart:
+                yield path, item
+            else:
+                to_tag.append(item)
+        self.sentences.inc(len(to_tag))
+        # tagging.tag_sentences's order (a stable sort by length), cut into its batches.
+        to_tag.sort(key=lambda record: len(record.sentence))
+        for start in range(0, len(to_tag), self.batch_size):
+            yield beam.pvalue.TaggedOutput("batches", (path, tuple(to_tag[start:start + self.batch_size])))
+
+
+class TaggerModelHandler(ModelHandler):
+    """A Beam ModelHandler over tagging.py: load_model loads the folder once per worker process
+    (RunInference shares it between the threads of the process); run_inference tags batches of
+    Records with tagging.tag_sentences, the function inference.py uses. An example is a whole
+    batch of sentences (ReadShard forms them as inference.py does), so each call gets one.
+    Tags come out in IOB2; the writer converts them to each shard's scheme."""
+
+    def __init__(self, model_dir: str, batch_size: int = 256):
+        super().__init__(min_batch_size=1, max_batch_size=1)
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+
+    def load_model(self):
+        from ner.serving.loaders import load_model
+        return load_model(self.model_dir)
+
+    def run_inference(self, batch, model, inference_args=None):
+        from ner.model.tagging import tag_sentences
+        predictions = []
+        for records in batch:
+            results = tag_sentences(model, [record.sentence for record in records], "iob2", self.batch_size)
+            predictions.append(PredictionResult(records, results))
+        return predictions
+
+    def get_num_bytes(self, batch) -> int:
+        return sum(len(line) for records in batch for record in records for line in record.sentence.lines)
+
+    def get_metrics_namespace(self) -> str:
+        return METRICS
+
+
+class WriteShard(beam.DoFn):
+    """(path, [(Record, result) ... and None]) -> OUTPUT/<name of path>, rendered as inference.py
+    renders the whole shard; written under a temporary name and renamed."""
+
+    def __init__(self, output: str, text: bool, as_json: bool, scheme: str):
+        self.output, self.text, self.as_json, self.scheme = output, text, as_json, scheme
+
+    def process(self, element):
+        path, items = element
+        tagged = sorted((item for item in items if item is not None), key=lambda item: item[0].index)
+        records = [record for record, _ in tagged]
+        sentences = [record.sentence for record in records]
+        if self.text:
+            scheme = "iob2" if self.scheme == "auto" else self.scheme
+        else:
+            scheme = output_scheme(sentences, self.scheme)
+        results = [None if result is None else (convert_tags(result[0], "iob2", scheme), result[1])
+                   for _, result in tagged]
+        if self.text:
+            rendered = render_text([record.text for record in records], results, self.as_json, scheme)
+        else:
+            rendered = render_conll(sentences, results)
+        target = FileSystems.join(self.output, os.path.basename(path))
+        temporary = FileSystems.join(self.output, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        with FileSystems.create(temporary) as f:
+            f.write(rendered.encode("utf-8"))
+        if FileSystems.exists(target):
+            FileSystems.delete([target])
+        FileSystems.rename([temporary], [target])
+        yield target
+
+
+def write_malformed(lines: list, output: str):
+    if lines:
+        with FileSystems.create(FileSystems.join(output, MALFORMED)) as f:
+            f.write(("\n".join(sorted(lines)) + "\n").encode("utf-8"))
+
+
+def build(pipeline, shards: list[str], model_dir: str, output: str, text: bool = False, as_json: bool = False,
+          scheme: str = "auto", batch_size: int = 256, feature_columns=()):
+    """Adds the tagging of `shards` into `output` to `pipeline`."""
+    read = (pipeline
+            | "Shards" >> beam.Create(shards)
+            | "Spread shards" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size)).with_outputs(
+                "batches", "malformed", main="untagged"))
+    tagged = (read.batches
+              | "Spread batches" >> beam.Reshuffle()
+              | "Tag" >> RunInference(KeyedModelHandler(TaggerModelHandler(model_dir, batch_size)))
+              | "Results" >> beam.FlatMapTuple(lambda path, prediction: [
+                  (path, (record, result)) for record, result in zip(prediction.example, prediction.inference)]))
+    untagged = (read.untagged
+                | "As results" >> beam.MapTuple(lambda path, record: (path, None if record is None else (record, None))))
+    _ = ((tagged, untagged)
+         | "Together" >> beam.Flatten()
+         | "By shard" >> beam.GroupByKey()
+         | "Write" >> beam.ParDo(WriteShard(output, text, as_json, scheme)))
+    _ = (read.malformed
+         | "Malformed" >> beam.combiners.ToList()
+         | "Write malformed" >> beam.Map(write_malformed, output))
+
+
+def match_shards(pattern: str) -> list[str]:
+    """Every file that `pattern` (a glob, on any Beam filesystem) matches, sorted; the names must
+    be distinct, since each names its output file."""
+    result = FileSystems.match([pattern])[0]
+    paths = sorted(metadata.path for metadata in result.metadata_list)
+    if not paths:
+        raise ValueError(f"{pattern}: no input file matches")
+    names = {}
+    for path in paths:
+        name = os.path.basename(path)
+        if name == MALFORMED or name in names:
+            raise ValueError(f"{path}: {'reserved output name' if name == MALFORMED else 'same name as ' + names[name]}"
+                             "; each shard's name names its output file")
+        names[name] = path
+    return paths
+
+
+def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: bool = False, scheme: str = "auto",
+        batch_size: int = 256, beam_args: list[str] = ()) -> int:
+    """beam_tag.py's one call: tags every shard; returns 1 when malformed records were left out, else 0."""
+    shards = match_shards(pattern)
+    columns = list(Config.load(os.path.join(model_dir, model_folder.CONFIG)).feature_columns)
+    if text:
+        check_text_input(columns, model_dir)
+    options = PipelineOptions(list(beam_args))
+    runner = None
+    if options.view_as(StandardOptions).runner is None:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+        runner = FnApiRunner()
+    if not FileSystems.exists(output):
+        FileSystems.mkdirs(output)
+    stale = FileSystems.join(output, MALFORMED)
+    if FileSystems.exists(stale):
+        FileSystems.delete([stale])
+    pipeline = beam.Pipeline(runner=runner, options=options)
+    build(pipeline, shards, model_dir, output, text=text, as_json=as_json, scheme=scheme, batch_size=batch_size,
+          feature_columns=columns)
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed
+                for c in result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS))["counters"]}
+    malformed, sentences = counters.get("malformed_records", 0), counters.get("sentences", 0)
+    print(f"{len(shards)} shards, {sentences} sentences tagged into {output}", file=sys.stderr)
+    if malformed:
+        print(f"{malformed} malformed records left out; listed in {stale}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,197 @@
+"""The one configuration object: defaults, then a JSON file, then `--set key=value` overrides.
+
+It is saved as config.json in every model folder, so inference, export and freeze need
+only that folder and nothing can drift between training and serving.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from ner import model_folder
+
+ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha", "none")
+TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
+EMB_CLASSES = ("glove", "elmo", "bert", "bert+elmo")
+METRICS = ("token_f1", "chunk_f1")
+TAG_SCHEMES = ("iob1", "iob2", "iobes")
+MHA_NORMS = ("post", "pre", "none")
+
+
+@dataclass
+class Config:
+    # Features
+    emb_class: str = "glove"           # glove | elmo | bert | bert+elmo: contextual vectors join word + char features
+    bert_path: str = ""                # folder: Google (bert_config.json + bert_model.ckpt) or HF (config.json + safetensors)
+    bert_layers: list = field(default_factory=lambda: [-1])  # hidden states used: 0 embeddings .. -1 last; several: scalar mix
+    bert_pooling: str = "mean"         # a word's vector from its pieces: "mean" | "first"
+    bert_max_seq_length: int = 128     # pieces per BERT window, [CLS] and [SEP] included; longer sentences: overlapping windows
+    bert_lowercase: str = "auto"       # "auto" (tokenizer config, else vocab.txt's casing) | "yes" | "no"
+    bert_finetune: bool = False        # train BERT's weights (AdamW) instead of reading frozen features
+    bert_learning_rate: float = 5e-5   # fine-tuning: BERT's own learning rate (warmup, then the lr decay)
+    bert_warmup_steps: int = 0         # fine-tuning: linear warmup of bert_learning_rate
+    bert_weight_decay: float = 0.01    # fine-tuning: decoupled weight decay (not on LayerNorm and biases)
+    elmo_path: str = ""                # folder with bilm's options.json + weights.hdf5
+    contextual_cache: bool = True      # training: frozen BERT/ELMo vectors computed once per sentence and kept in memory
+    word_emb_trainable: bool = False   # fine-tune the pretrained vectors
+    oov_vectors: str = "trained"       # train-only words missing from the pretrained set: "trained" | "zero"
+    char_dim: int = 25
+    char_filters: int = 50
+    char_kernel: int = 3
+    max_word_length: int = 30          # longer words are cut for the char CNN only
+    feature_columns: list = field(default_factory=list)  # middle CoNLL columns used as features, e.g. [1, 2]
+    feature_dim: int = 16
+    casing_dim: int = 0                # >0 adds an embedding of the word's shape (Xxx, XXX, xxx, 0.0, ...)
+    highway_layers: int = 0            # highway layers on the concatenated features, before the encoder
+    dropout: float = 0.5
+    word_dropout: float = 0.0          # in training, each word is read as unknown with this probability
+    # Encoder and head
+    encoder: str = "bilstm"
+    lstm_units: int = 200
+    lstm_layers: int = 1
+    transformer_layers: int = 2        # transformer and bilstm+transformer
+    transformer_heads: int = 4
+    transformer_units: int = 128       # model width; a multiple of transformer_heads
+    transformer_ffn_units: int = 256
+    transformer_kernel: int = 3        # width of the feed-forward convolution over time
+    transformer_dropout: float = 0.1   # on the positions' sum and each residual branch
+    transformer_positions: str = "absolute"  # absolute: sinusoids added to the input (none after a BiLSTM);
+                                             # relative: sinusoids of query-key distances in attention (TENER)
+    transformer_scaled_attention: bool = True  # divide attention logits by sqrt(head width); TENER: false
+    attention_dropout: float = 0.1     # on the attention weights (transformer, bilstm+mha)
+    qrnn_units: int = 200              # per direction
+    qrnn_layers: int = 2
+    qrnn_kernel: int = 2               # width of the causal convolution over time
+    mha_heads: int = 4                 # bilstm+mha; must divide the attention's width
+    mha_units: int = 0                 # bilstm+mha: width of queries, keys, values; 0: the BiLSTM's (2 * lstm_units)
+    mha_dropout: float = 0.5           # bilstm+mha: on the attention branch before the residual sum
+    mha_norm: str = "post"             # bilstm+mha: layer norm of the residual sum (post), of the attention's input (pre), none
+    mha_gate: bool = False             # bilstm+mha: a learned scalar, 0 at the start, scales the attention branch
+    use_crf: bool = True
+    crf_constrained: bool = True       # forbid transitions that the tag scheme does not allow
+    tag_scheme: str = "iobes"          # the scheme the model is trained in; output goes back to the input's
+    # Training
+    batch_size: int = 20
+    eval_batch_size: int = 256
+    epochs: int = 50
+    patience: int = 7
+    early_stop_metric: str = "token_f1"
+    learning_rate: float = 0.001
+    lr_decay_rate: float = 0.9         # multiplied in once every lr_decay_steps
+    lr_decay_steps: int = 1000
+    warmup_steps: int = 0              # linear warmup from 0 to learning_rate
+    clip_norm: float = 5.0
+    weight_averaging: float = 0.0      # decay of an average of the weights used for dev and the saved model; 0: off
+    seed: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
+                   "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
+                   "transformer_positions": ("absolute", "relative"), "mha_norm": MHA_NORMS}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
+        for key in ("dropout", "word_dropout", "transformer_dropout", "attention_dropout", "mha_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"config {key}={getattr(self, key)}: expected 0 <= {key} < 1")
+        for key in ("batch_size", "eval_batch_size", "epochs", "lstm_units", "lstm_layers", "char_kernel",
+                    "max_word_length", "lr_decay_steps", "transformer_layers", "transformer_heads",
+                    "transformer_units", "transformer_ffn_units", "transformer_kernel", "qrnn_units",
+                    "qrnn_layers", "qrnn_kernel", "mha_heads"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"config {key}={getattr(self, key)}: expected a positive integer")
+        if not 0.0 <= self.weight_averaging < 1.0:
+            raise ValueError(f"config weight_averaging={self.weight_averaging}: expected 0 (off) or a decay in (0, 1)")
+        if self.highway_layers < 0:
+            raise ValueError(f"config highway_layers={self.highway_layers}: expected 0 or more")
+        # Attention splits its width evenly between heads; checked only for the encoder in use.
+        if self.encoder in TRANSFORMER_ENCODERS and self.transformer_units % self.transformer_heads:
+            raise ValueError(f"config transformer_units={self.transformer_units}: expected a multiple of "
+                             f"transformer_heads={self.transformer_heads}")
+        if self.mha_units < 0:
+            raise ValueError(f"config mha_units={self.mha_units}: expected 0 (the BiLSTM's width) or a positive integer")
+        mha_width = self.mha_units or 2 * self.lstm_units
+        if self.encoder == "bilstm+mha" and mha_width % self.mha_heads:
+            raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of the attention's width "
+                             f"{mha_width} (mha_units, or 2 * lstm_units when it is 0)")
+        if "bert" in self.emb_class:
+            if not self.bert_path:
+                raise ValueError(f"config emb_class={self.emb_class}: needs bert_path (a BERT folder or a packaged model)")
+            if not self.bert_layers or any(not isinstance(i, int) or isinstance(i, bool) for i in self.bert_layers):
+                raise ValueError(f"config bert_layers={self.bert_layers}: expected a non-empty list of layer indices")
+        if "elmo" in self.emb_class and not self.elmo_path:
+            raise ValueError(f"config emb_class={self.emb_class}: needs elmo_path (a folder with options.json + weights.hdf5)")
+        if self.bert_pooling not in ("mean", "first"):
+            raise ValueError(f"config bert_pooling={self.bert_pooling!r}: expected mean or first")
+        if self.bert_lowercase not in ("auto", "yes", "no"):
+            raise ValueError(f"config bert_lowercase={self.bert_lowercase!r}: expected auto, yes or no")
+        if self.bert_max_seq_length < 3:
+            raise ValueError(f"config bert_max_seq_length={self.bert_max_seq_length}: expected at least 3")
+        if self.bert_warmup_steps < 0 or self.bert_weight_decay < 0 or self.bert_learning_rate < 0:
+            raise ValueError("config bert_warmup_steps, bert_weight_decay, bert_learning_rate: expected >= 0")
+        if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
+            raise ValueError(f"config feature_columns={self.feature_columns}: expected column numbers >= 1 "
+                             "(0 is the word, the last column the tag)")
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, path: str):
+        """Writes atomically: a reader never sees half a config."""
+        model_folder.write_text(path, self.to_json())
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> Config:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown config key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str) -> Config:
+        try:
+            with open(path, encoding="utf-8") as f:
+                values = json.load(f)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: config file not found") from None
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: corrupt: invalid UTF-8 at byte {e.start}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a JSON object of config keys")
+        try:
+            return cls.from_dict(values, source=path)
+        except (TypeError, ValueError) as e:  # a bad value: say which file holds it
+            if str(e).startswith(path):
+                raise
+            raise ValueError(f"{path}: {e}") from None
+
+    def with_overrides(self, assignments: list[str]) -> Config:
+        """Applies `key=value` strings; values are JSON (true, 0.5, [1,2]) or else plain strings."""
+        values = dataclasses.asdict(self)
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            if not sep:
+                raise ValueError(f"--set {assignment!r}: expected key=value")
+            if key not in values:
+                raise ValueError(f"--set {key}: unknown config key; known keys: {', '.join(sorted(values))}")
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            default = values[key]
+            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if type(value) is not type(default):
+                raise ValueError(f"--set {key}={raw}: expected a {type(default).__name__}")
+            values[key] = value
+        return Config.from_dict(values)

@@ -1,0 +1,88 @@
+"""The vocabularies a model reads strings with (words, characters, entity types, feature-column
+values) and its pretrained embedding matrix: the folder embvec.py writes and every model folder
+holds a copy of. Ids 0 and 1 of every vocabulary are padding and unknown."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from ner import model_folder
+from ner.model_folder import reading
+
+PAD, UNK = "<pad>", "<unk>"
+RESERVED = 2  # rows/ids 0 and 1 of every vocabulary are padding and unknown
+UNKNOWN_ID = 1
+
+
+@dataclass
+class Vocabulary:
+    """What a model needs to turn strings into ids; ids start at RESERVED."""
+    words: list[str]
+    chars: list[str]
+    entity_types: list[str]
+    columns: dict[int, list[str]]
+    meta: dict
+    folder: str
+
+    def embeddings(self) -> np.ndarray:
+        path = os.path.join(self.folder, model_folder.EMBEDDINGS)
+        with reading(path, "embedding matrix"):  # allow_pickle=False: a model folder never runs code
+            return np.load(path, allow_pickle=False)
+
+    @property
+    def files(self) -> list[str]:
+        return [model_folder.WORDS, model_folder.CHARS, model_folder.ENTITY_TYPES, model_folder.EMBEDDINGS,
+                model_folder.VOCABULARY_META] + [model_folder.column_vocabulary(i) for i in self.columns]
+
+
+def write_list(path: str, items, reserved: bool = True):
+    with open(path, "w", encoding="utf-8") as f:
+        if reserved:
+            f.write(f"{PAD}\n{UNK}\n")
+        for item in items:
+            f.write(item + "\n")
+
+
+def _read_list(path: str, reserved: bool = True) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            items = f.read().split("\n")[:-1]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: vocabulary file missing (run embvec.py, or the model folder is incomplete)") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: corrupt vocabulary file: invalid UTF-8 at byte {e.start}") from None
+    if reserved:
+        if items[:RESERVED] != [PAD, UNK]:
+            raise ValueError(f"{path}:1: expected the reserved entries {PAD} and {UNK} first")
+        items = items[RESERVED:]
+    return items
+
+
+def load_vocabulary(folder: str) -> Vocabulary:
+    meta_path = os.path.join(folder, model_folder.VOCABULARY_META)
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{meta_path}: missing; is {folder} an embvec.py output or a model folder?") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{meta_path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{meta_path}: corrupt: invalid UTF-8 at byte {e.start}") from None
+    if not isinstance(meta, dict) or not all(key in meta for key in ("columns", "dim", "num_oov")):
+        raise ValueError(f"{meta_path}: corrupt: expected an object with columns, dim and num_oov")
+    columns = {int(i): _read_list(os.path.join(folder, model_folder.column_vocabulary(i))) for i in meta["columns"]}
+    return Vocabulary(
+        words=_read_list(os.path.join(folder, model_folder.WORDS)),
+        chars=_read_list(os.path.join(folder, model_folder.CHARS)),
+        entity_types=_read_list(os.path.join(folder, model_folder.ENTITY_TYPES), reserved=False),
+        columns=columns, meta=meta, folder=folder)
+
+
+def copy_vocabulary(vocab: Vocabulary, folder: str):
+    for name in vocab.files:
+        shutil.copyfile(os.path.join(vocab.folder, name), os.path.join(folder, name))

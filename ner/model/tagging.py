@@ -1,0 +1,32 @@
+"""Tagging sentences in batches with any model that has `config` and `predict(words, lengths,
+features)`: a Tagger, or a loaded export or frozen folder (ner/serving/loaders.py). The one
+tagging function of inference.py, dev evaluation in training, the service and Beam."""
+from __future__ import annotations
+
+import numpy as np
+from tqdm import tqdm
+
+from ner.data.batching import make_dataset
+from ner.data.conll import Sentence
+from ner.data.schemes import convert_tags
+
+
+def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int,
+                  progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
+    """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
+    sorted by length, so padding stays small, and the results come back in input order."""
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+    dataset = make_dataset([sentences[i] for i in order], model.config.feature_columns, batch_size)
+    results: list = [None] * len(sentences)
+    position = 0
+    with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True,
+              leave=False) as bar:
+        for batch in dataset:
+            output = model.predict(batch["words"], batch["lengths"], batch["features"])
+            tags, confidence = np.asarray(output["tags"]), np.asarray(output["confidence"])
+            for row, length in enumerate(batch["lengths"].numpy()):
+                predicted = convert_tags([t.decode() for t in tags[row, :length]], "iob2", scheme)
+                results[order[position]] = (predicted, confidence[row, :length])
+                position += 1
+            bar.update(len(tags))
+    return results

@@ -1,0 +1,208 @@
+"""Serving artifacts of a model folder: the export (SavedModel) and the frozen GraphDef.
+
+    runs/NAME/export/   saved_model.pb, variables/, serving.json, config.json
+    runs/NAME/frozen/   graph.pb, serving.json, config.json
+
+Both hold the serving function (serving_function): words [B, T] ('' padding),
+lengths [B] and, only for models that read feature columns, features [B, T, F] in; tags [B, T]
+(IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph.
+
+A frozen graph cannot capture a table from outside, so each table becomes a HashTableV2 node
+filled by an InitializeTableV2 node from constant keys and values, all grouped under the op
+named in serving.json's "init_op" that a loader runs once after importing the graph (the TF1
+table scheme: C and C++ loaders need nothing beyond the graph). serving.json also names the
+input and output tensors and the feature columns and, for the frozen graph, describes the head
+so that a runner can decode the emission scores natively (frozen_graph).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+from ner import model_folder
+from ner.model.tagger import FEATURES, LENGTHS, WORDS, Tagger
+from ner.model_folder import replace_folder
+from ner.serving.loaders import load_checkpoint
+
+INIT_OP = "init_tables"
+
+
+class NotExportable(ValueError):
+    pass
+
+
+def serving_function(model: Tagger, with_emissions: bool = False):
+    """model.predict as a concrete function for export and freezing; its inputs are words and
+    lengths, plus features only when the config reads feature columns (no caller feeds an unused
+    input). with_emissions adds the emission scores [B, T, num_tags], for runners that decode
+    natively (head_description)."""
+    if "bert" in model.config.emb_class:
+        raise NotExportable(
+            f"emb_class={model.config.emb_class}: BERT models cannot be exported or frozen: their WordPiece "
+            "tokenization runs in Python (the tokenizers library) and a SavedModel or frozen graph cannot hold "
+            "it. Tag with inference.py --model_dir, which runs the checkpoint.")
+    if model.config.feature_columns:
+        @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
+        def serve(words, lengths, features):
+            return model.predictions(words, lengths, features, with_emissions)
+    else:
+        @tf.function(input_signature=[WORDS, LENGTHS])
+        def serve(words, lengths):
+            no_features = tf.fill(tf.concat([tf.shape(words), [0]], axis=0), "")
+            return model.predictions(words, lengths, no_features, with_emissions)
+    return serve.get_concrete_function()
+
+
+def head_description(model: Tagger) -> dict | None:
+    """What a runner needs to decode emission scores itself as the graph does: the head's own
+    description and the IOB2 tag of each id. None for IOB1 models, whose IOB2 output depends on
+    the neighbouring tags (the graph's decoding serves them)."""
+    if model.config.tag_scheme == "iob1":
+        return None
+    return {**model.head.description(), "tags": model.iob2_tag_names()}
+
+
+def _write_manifest(folder: str, manifest: dict) -> None:
+    with open(os.path.join(folder, model_folder.MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+
+
+def export(model, config_path: str, target: str) -> None:
+    """Writes the SavedModel with the serving signature, the model's config beside it, and a
+    serving.json naming the signature's tensors for loaders without a SavedModel parser (C API)."""
+    def fill(folder):
+        tf.saved_model.save(model, folder, signatures={model_folder.SIGNATURE: serving_function(model)})
+        saved_model = saved_model_pb2.SavedModel()
+        with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+            saved_model.ParseFromString(f.read())
+        signature = saved_model.meta_graphs[0].signature_def[model_folder.SIGNATURE]
+        _write_manifest(folder, {"inputs": {key: value.name for key, value in signature.inputs.items()},
+                                 "outputs": {key: value.name for key, value in signature.outputs.items()},
+                                 "feature_columns": list(model.config.feature_columns),
+                                 "tensorflow_version": tf.__version__})
+        shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
+
+    replace_folder(target, fill)
+
+
+def _table_lookup(graph_def, handle_name: str):
+    """The LookupTableFindV2 node that reads a table handle, through the Identity nodes that
+    function inlining puts between them."""
+    readers = {}
+    for node in graph_def.node:
+        if node.input:
+            readers.setdefault(node.input[0], []).append(node)
+    pending = [handle_name]
+    while pending:
+        for node in readers.get(pending.pop(), []):
+            if node.op == "LookupTableFindV2":
+                return node
+            if node.op == "Identity":
+                pending.append(node.name)
+    raise ValueError(f"frozen graph input {handle_name} is a resource but no table lookup reads it")
+
+
+def _table_nodes(graph_def, placeholder, handle) -> list:
+    """Turns a captured table's placeholder into a HashTableV2 node in place and returns the
+    constant keys and values and the InitializeTableV2 node that fills the table with them."""
+    name = placeholder.name
+    finder = _table_lookup(graph_def, name)
+    key_dtype, value_dtype = tf.as_dtype(finder.attr["Tin"].type), tf.as_dtype(finder.attr["Tout"].type)
+    keys, values = tf.raw_ops.LookupTableExportV2(table_handle=handle, Tkeys=key_dtype, Tvalues=value_dtype)
+    placeholder.Clear()
+    placeholder.name = name
+    placeholder.op = "HashTableV2"
+    placeholder.attr["key_dtype"].type = key_dtype.as_datatype_enum
+    placeholder.attr["value_dtype"].type = value_dtype.as_datatype_enum
+    constants = []
+    for suffix, tensor in (("keys", keys), ("values", values)):
+        constant = tf.compat.v1.NodeDef(name=f"{name}/{suffix}", op="Const")
+        constant.attr["dtype"].type = tensor.dtype.as_datatype_enum
+        constant.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(tensor.numpy()))
+        constants.append(constant)
+    initializer = tf.compat.v1.NodeDef(name=f"{name}/initialize", op="InitializeTableV2",
+                                       input=[name] + [constant.name for constant in constants])
+    initializer.attr["Tkey"].type = key_dtype.as_datatype_enum
+    initializer.attr["Tval"].type = value_dtype.as_datatype_enum
+    return constants + [initializer]
+
+
+def _drop_control_inputs(graph_def, node_names: list[str]) -> None:
+    """A function's outputs wait, through control inputs, for every stateful op it ran: variable
+    reads (constants once frozen) and table lookups, including those inside the CRF marginals'
+    tf.cond. A frozen graph has no effects left to order (the tables are filled once by the init
+    op), so the waits only make every fetch run ops it does not need, such as that cond."""
+    wanted = set(node_names)
+    for node in graph_def.node:
+        if node.name in wanted:
+            data_inputs = [name for name in node.input if not name.startswith("^")]
+            del node.input[:]
+            node.input.extend(data_inputs)
+
+
+def frozen_graph(model) -> tuple:
+    """-> (GraphDef of the serving function with variables as constants and tables inside, manifest).
+
+    When the model's head can run outside the graph (model.head_description), the graph also
+    outputs the emission scores and the manifest describes the head: the C++ runner then stops
+    the session at the scores and decodes natively, skipping the graph's loops over time."""
+    head = head_description(model)
+    function = serving_function(model, with_emissions=head is not None)
+    frozen = convert_variables_to_constants_v2(function)
+    graph_def = frozen.graph.as_graph_def()
+    # What remains captured after freezing is the tables: resource handles fed from outside.
+    handles = {internal.op.name: external for external, internal in function.graph.captures
+               if external.dtype == tf.resource}
+    table_placeholders = [node for node in graph_def.node
+                          if node.op == "Placeholder" and node.attr["dtype"].type == tf.resource.as_datatype_enum]
+    initializers = []
+    for placeholder in table_placeholders:
+        if placeholder.name not in handles:
+            raise ValueError(f"frozen graph input {placeholder.name} is a resource but not a captured table")
+        new_nodes = _table_nodes(graph_def, placeholder, handles[placeholder.name])
+        graph_def.node.extend(new_nodes)
+        initializers.append(new_nodes[-1].name)
+    graph_def.node.add(name=INIT_OP, op="NoOp", input=[f"^{name}" for name in initializers])
+    data_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
+    names = [spec.name for spec in function.structured_input_signature[0]]
+    output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
+    outputs = dict(zip(output_names, frozen.outputs))
+    _drop_control_inputs(graph_def, [tensor.op.name for tensor in outputs.values()])
+    manifest = {"graph": model_folder.FROZEN_GRAPH,
+                "inputs": {name: tensor.name for name, tensor in zip(names, data_inputs)},
+                "outputs": {key: tensor.name for key, tensor in outputs.items()},
+                "init_op": INIT_OP,
+                "feature_columns": list(model.config.feature_columns),
+                "tensorflow_version": tf.__version__}
+    if head is not None:
+        manifest["head"] = head
+    return graph_def, manifest
+
+
+def freeze(model, config_path: str, target: str) -> None:
+    graph_def, manifest = frozen_graph(model)
+
+    def fill(folder):
+        with open(os.path.join(folder, model_folder.FROZEN_GRAPH), "wb") as f:
+            f.write(graph_def.SerializeToString())
+        _write_manifest(folder, manifest)
+        shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
+
+    replace_folder(target, fill)
+
+
+
+def write_artifact(model_dir: str, kind: str, out: str | None = None) -> str:
+    """export.py and freeze.py: the model folder's best checkpoint written as an export (kind
+    "export") or a frozen graph ("frozen"), into out or MODEL_DIR/<kind>; returns the folder."""
+    model = load_checkpoint(model_dir)
+    out = out or os.path.join(model_dir, kind)
+    write = {model_folder.EXPORT_DIR: export, model_folder.FROZEN_DIR: freeze}[kind]
+    write(model, os.path.join(model_dir, model_folder.CONFIG), out)
+    return out

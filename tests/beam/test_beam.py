@@ -1,0 +1,137 @@
+"""beam_tag.py: a local Beam pipeline over several shards writes exactly what inference.py writes
+for each shard; a malformed record is reported with its shard and line and loses nothing else."""
+import os
+
+import pytest
+
+import beam_tag
+import inference
+from ner.beam import pipeline
+from ner.data.conll import parse_conll
+from ner.serving import loaders
+
+
+def split_into_shards(source: str, folder, count: int) -> list[str]:
+    """The sentences (blank-line blocks) of `source` dealt into `count` files, plus an empty one."""
+    blocks = open(source, encoding="utf-8").read().strip("\n").split("\n\n")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for shard in range(count):
+        path = os.path.join(folder, f"part-{shard}.txt")
+        part = blocks[shard * len(blocks) // count:(shard + 1) * len(blocks) // count]
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n\n".join(part) + "\n")
+        paths.append(path)
+    empty = os.path.join(folder, "part-empty.txt")
+    open(empty, "w").close()
+    return paths + [empty]
+
+
+def expected(model_dir: str, path: str, tmp_path, *options) -> bytes:
+    out = str(tmp_path / ("expected-" + os.path.basename(path)))
+    inference.main(["--model_dir", model_dir, "--input", path, "--output", out, *options])
+    return open(out, "rb").read()
+
+
+def run_pipeline(model_dir, pattern, output, *options) -> int:
+    return beam_tag.main(["--model_dir", model_dir, "--input", pattern, "--output", output, "--batch_size", "16",
+                          *options])
+
+
+@pytest.fixture
+def count_loads(monkeypatch):
+    loads = []
+    load = loaders.load_model
+
+    def counting(folder):
+        loads.append(folder)
+        return load(folder)
+
+    monkeypatch.setattr(loaders, "load_model", counting)
+    return loads
+
+
+def test_conll_shards_match_inference_py(feature_model_dir, corpus_dir, tmp_path, count_loads):
+    shards = split_into_shards(os.path.join(corpus_dir, "test.txt"), tmp_path / "in", 3)
+    output = str(tmp_path / "out")
+    assert run_pipeline(feature_model_dir, str(tmp_path / "in" / "part-*.txt"), output) == 0
+    assert count_loads == [feature_model_dir]  # one worker here: the model is loaded once
+    assert sorted(os.listdir(output)) == sorted(os.path.basename(p) for p in shards)
+    for path in shards:
+        assert open(os.path.join(output, os.path.basename(path)), "rb").read() == expected(
+            feature_model_dir, path, tmp_path), path
+    assert open(os.path.join(output, "part-0.txt"), "rb").read().count(b"\n") > 100
+
+
+def test_text_shards_with_json_match_inference_py(frozen_dir, tmp_path):
+    lines = ["Angela Merkel flew to Paris on Monday .", "", "John Smith works for Acme Corp in Berlin .",
+             "The U.S. dollar fell 1,000 points , didn't it ?", "Maria visited New York ."] * 5
+    folder = tmp_path / "text"
+    folder.mkdir()
+    shards = []
+    for shard in range(2):
+        path = folder / f"doc{shard}.txt"
+        path.write_text("\n".join(lines[shard::2]) + "\n", encoding="utf-8")
+        shards.append(str(path))
+    output = str(tmp_path / "out")
+    assert run_pipeline(frozen_dir, str(folder / "*.txt"), output, "--format", "text", "--json") == 0
+    for path in shards:
+        assert open(os.path.join(output, os.path.basename(path)), "rb").read() == expected(
+            frozen_dir, path, tmp_path, "--format", "text", "--json"), path
+
+
+def test_malformed_records_are_reported_and_the_others_tagged(feature_model_dir, corpus_dir, tmp_path):
+    shards = split_into_shards(os.path.join(corpus_dir, "test.txt"), tmp_path / "in", 2)
+    bad = shards[1]
+    blocks = open(bad, encoding="utf-8").read().strip("\n").split("\n\n")
+    # Sentence 3 loses a column on its second line; sentence 6 has a byte that is not UTF-8.
+    third = blocks[3].split("\n")
+    third[1] = " ".join(third[1].split()[:-1])
+    blocks[3] = "\n".join(third)
+    data = "\n\n".join(blocks).encode("utf-8") + b"\n"
+    sixth = data.index(blocks[6].encode("utf-8"))
+    data = data[:sixth] + b"\xff" + data[sixth:]
+    with open(bad, "wb") as f:
+        f.write(data)
+    line_of = {i: 1 + "\n\n".join(blocks[:i]).count("\n") + 2 for i in range(1, len(blocks))}
+
+    output = str(tmp_path / "out")
+    assert run_pipeline(feature_model_dir, str(tmp_path / "in" / "part-*.txt"), output) == 1
+    report = open(os.path.join(output, pipeline.MALFORMED), encoding="utf-8").read().splitlines()
+    assert report == sorted([f"{bad}:{line_of[3] + 1}: expected 4 columns like line 1, found 3",
+                             f"{bad}:{line_of[6]}: expected UTF-8 text, found invalid byte 0xff at byte offset 0 "
+                             "of the line"])
+    # The good shard as inference.py tags it; the bad one as inference.py tags it without the two sentences.
+    good = shards[0]
+    assert open(os.path.join(output, "part-0.txt"), "rb").read() == expected(feature_model_dir, good, tmp_path)
+    kept = [block for i, block in enumerate(blocks) if i not in (3, 6)]
+    clean = tmp_path / "clean" / "part-1.txt"
+    clean.parent.mkdir()
+    clean.write_text("\n\n".join(kept) + "\n", encoding="utf-8")
+    assert open(os.path.join(output, "part-1.txt"), "rb").read() == expected(feature_model_dir, str(clean), tmp_path)
+
+
+def test_conll_records_read_as_parse_conll(corpus_dir):
+    data = open(os.path.join(corpus_dir, "dev.txt"), "rb").read()
+    records = list(pipeline.conll_records(data, "dev.txt"))
+    assert [r.sentence for r in records] == parse_conll(data, "dev.txt", tagged=False)
+    assert [r.index for r in records] == list(range(len(records)))
+
+
+def test_missing_feature_column_is_a_malformed_record():
+    data = b"Anna NNP B-NP B-PER\nvisits VBZ B-VP O\n\nOslo NNP\nharbour NN\n"
+    items = list(pipeline.conll_records(data, "x.txt", feature_columns=(1, 2)))
+    assert isinstance(items[0], pipeline.Record)
+    assert str(items[1]) == "x.txt:4: expected 4 columns like line 1, found 2"
+    items = list(pipeline.conll_records(b"Oslo NNP\nharbour NN\n", "y.txt", feature_columns=(1, 2)))
+    assert str(items[0]) == "y.txt:1: the model reads column 3 (features [1, 2]); found 2 columns"
+
+
+def test_input_without_match_and_duplicate_names_are_refused(model_dir, tmp_path):
+    with pytest.raises(SystemExit, match="no input file matches"):
+        run_pipeline(model_dir, str(tmp_path / "none-*.txt"), str(tmp_path / "out"))
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.txt").write_text("a\n")
+    with pytest.raises(SystemExit, match="same name as"):
+        run_pipeline(model_dir, str(tmp_path / "*" / "x.txt"), str(tmp_path / "out"))

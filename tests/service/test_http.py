@@ -1,0 +1,354 @@
+"""serve.py and http.py: answers against tag_sentences, request limits and errors,
+micro-batching, overload (503, then recovery, every request answered once), metrics, the web page
+in headless Chromium, and the command line."""
+import asyncio
+import html
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import ROOT
+from ner.data.conll import Sentence, read_conll
+from ner.data.schemes import chunk_spans
+from ner.data.text import tokenize
+from ner.model.tagging import tag_sentences
+from ner.service import http
+from ner.serving.loaders import load_model
+
+HANG_GUARD = 120  # seconds: a broken service fails the test instead of hanging the suite
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return load_model(model_dir)
+
+
+@pytest.fixture(scope="module")
+def test_sentences(corpus_dir):
+    return [s for s in read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart]
+
+
+def reference(model, word_lists):
+    """What tag_sentences says for these sentences, tagged one by one."""
+    sentences = [Sentence(tuple(w), tuple((x,) for x in w), 1) for w in word_lists]
+    return [(tags, [round(float(c), 4) for c in confidence])
+            for tags, confidence in (tag_sentences(model, [s], "iob2", 1)[0] for s in sentences)]
+
+
+def run_with_client(app, scenario):
+    """Runs scenario(client) against the app served on 127.0.0.1 (a free port)."""
+    async def main():
+        async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+            return await asyncio.wait_for(scenario(client), HANG_GUARD)
+    return asyncio.run(main())
+
+
+async def post(client, body):
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    async with client.post("/tag", data=data, headers={"Content-Type": "application/json"}) as response:
+        return response.status, await response.json()
+
+
+def metric(text, name, **labels):
+    """The value of the /metrics sample with this name and exactly these labels (in any order), 0 if absent."""
+    values = [sample.value for family in text_string_to_metric_families(text) for sample in family.samples
+              if sample.name == name and sample.labels == labels]
+    return values[0] if values else 0.0
+
+
+class Gate:
+    """Wraps a tag function: records each call's sentence count and can hold calls until opened."""
+
+    def __init__(self, tag, closed=False):
+        self.tag, self.calls = tag, []
+        self.opened, self.entered = threading.Event(), threading.Event()
+        if not closed:
+            self.opened.set()
+
+    def __call__(self, sentences):
+        self.calls.append(len(sentences))
+        self.entered.set()
+        self.opened.wait(HANG_GUARD)
+        return self.tag(sentences)
+
+
+async def until(condition):
+    while not condition():
+        await asyncio.sleep(0.005)
+
+
+def test_text_tokens_and_sentences_match_tag_sentences(model, test_sentences):
+    words = [list(s.words) for s in test_sentences[:6]]
+    expected = reference(model, words)
+    texts = [" ".join(w) for w in words]
+
+    async def scenario(client):
+        return [await post(client, {"text": texts[0]}), await post(client, {"text": texts}),
+                await post(client, {"tokens": words[0]}), await post(client, {"sentences": words}),
+                await post(client, {"text": ["", "   "]})]
+
+    answers = run_with_client(http.make_app(model, "tiny"), scenario)
+    assert all(status == 200 for status, _ in answers)
+    one_text, many_texts, one_tokens, many_tokens, blank = (body["sentences"] for _, body in answers)
+    assert len(many_texts) == len(many_tokens) == 6 and len(one_text) == len(one_tokens) == 1
+    for answer in many_tokens + many_texts + one_text + one_tokens:
+        index = next(i for i, w in enumerate(words) if w == answer["tokens"])
+        assert (answer["tags"], answer["confidences"]) == expected[index]
+        spans = chunk_spans(answer["tags"], "iob2")
+        assert [(e["type"], e["token_start"], e["token_end"]) for e in answer["entities"]] == spans
+    for answer, text in zip(many_texts, texts):
+        assert answer["text"] == text
+        assert answer["tokens"] == [t for t, _, _ in tokenize(text)]
+        for entity in answer["entities"]:
+            assert text[entity["start"]:entity["end"]] == entity["text"]
+    assert blank == [{"text": "", "tokens": [], "tags": [], "confidences": [], "entities": []},
+                     {"text": "   ", "tokens": [], "tags": [], "confidences": [], "entities": []}]
+
+
+def test_model_with_feature_columns_takes_column_tokens(feature_model_dir, test_sentences):
+    model = load_model(feature_model_dir)
+    sentences = test_sentences[:4]
+    expected = tag_sentences(model, sentences, "iob2", 2)
+
+    async def scenario(client):
+        return [await post(client, {"sentences": [[list(t[:-1]) for t in s.columns] for s in sentences]}),
+                await post(client, {"text": "Paris is nice"}),
+                await post(client, {"tokens": [["Paris", "NNP"]]})]
+
+    (ok, body), (text_status, text_error), (short_status, short_error) = run_with_client(
+        http.make_app(model, "tiny_features"), scenario)
+    assert ok == 200
+    assert [a["tags"] for a in body["sentences"]] == [tags for tags, _ in expected]
+    assert text_status == 400 and "feature columns" in text_error["error"]
+    assert short_status == 400 and "sentence 0 token 0" in short_error["error"]
+
+
+@pytest.mark.parametrize("body, status, message", [
+    (b'{"text": ["a", ', 400, "invalid JSON at line 1 column 16"),
+    (b'\xff{}', 400, "expected UTF-8 JSON, found byte 0xff"),
+    (b'[1, 2]', 400, 'one key: "text"'),
+    (b'{"text": "a", "tokens": ["a"]}', 400, 'one key: "text"'),
+    (b'{"text": 5}', 400, '"text": expected a list'),
+    (b'{"text": [5]}', 400, "text 0: expected a string"),
+    (b'{"tokens": ["a", ""]}', 400, "sentence 0 token 1: expected non-empty strings"),
+    (b'{"tokens": ["a", 3]}', 400, "sentence 0 token 1: expected a word"),
+    (b'{"sentences": ["a b"]}', 400, "sentence 0: expected a list of tokens"),
+    (b'{"sentences": ' + json.dumps([["a"]] * 5).encode() + b"}", 413, "5 sentences; at most 4"),
+    (b'{"tokens": ' + json.dumps(["a"] * 9).encode() + b"}", 413, "sentence 0: 9 tokens; at most 8"),
+    (b'{"text": "' + b"a " * 9 + b'"}', 413, "text 0: 9 tokens; at most 8"),
+    (b'{"text": "' + b"a" * 300 + b'"}', 413, "request body over 256 bytes"),
+    (b'[' * 100000 + b']' * 100000, 413, "request body over 256 bytes"),
+])
+def test_bad_requests_get_a_status_and_a_message(model, body, status, message):
+    limits = http.Limits(max_body_bytes=256, max_sentences=4, max_tokens=8, max_text_chars=100)
+
+    async def scenario(client):
+        return await post(client, body)
+
+    answer_status, answer = run_with_client(http.make_app(model, "tiny", limits=limits), scenario)
+    assert (answer_status, message in answer["error"]) == (status, True), answer
+
+
+def test_deeply_nested_json_is_a_clear_400(model):
+    async def scenario(client):
+        return await post(client, b"[" * 200000 + b"]" * 200000)
+
+    status, answer = run_with_client(http.make_app(model, "tiny"), scenario)
+    assert status == 400 and "nested too deeply" in answer["error"]
+
+
+def test_health_metrics_and_unknown_paths(model):
+    async def scenario(client):
+        await post(client, {"text": "Klaus met Anna in Lisbon"})
+        await post(client, {"text": ["one", "two", "three"]})
+        await post(client, b"{")
+        health = await (await client.get("/health")).json()
+        missing = await client.get("/nowhere")
+        wrong_method = await client.get("/tag")
+        page = await client.get("/")
+        metrics = await client.get("/metrics")
+        return (health, (missing.status, await missing.json()), wrong_method.status,
+                (page.status, await page.text()), metrics.headers["Content-Type"], await metrics.text())
+
+    health, missing, wrong_method, page, content_type, text = run_with_client(
+        http.make_app(model, "runs/tiny"), scenario)
+    assert health == {"status": "ok", "model": "runs/tiny", "queued": 0, "feature_columns": []}
+    assert missing == (404, {"error": "Not Found"}) and wrong_method == 405
+    assert page[0] == 200 and "<textarea" in page[1]
+    assert content_type.startswith("text/plain")
+    assert metric(text, "ner_requests_total", path="/tag", code="200") == 2
+    assert metric(text, "ner_requests_total", path="/tag", code="400") == 1
+    assert metric(text, "ner_requests_total", path="/health", code="200") == 1
+    assert metric(text, "ner_errors_total") == 3  # the 400, the 404 and the 405
+    assert metric(text, "ner_sentences_total") == 4
+    assert metric(text, "ner_request_duration_seconds_count") == 3
+    assert metric(text, "ner_batch_sentences_count") == 2 and metric(text, "ner_batch_sentences_sum") == 4
+    assert metric(text, "ner_batch_sentences_bucket", le="2.0") == 1  # one batch of 1, one of 3
+    assert metric(text, "ner_batch_sentences_bucket", le="+Inf") == 2
+
+
+def test_concurrent_requests_are_tagged_in_one_batch(model, test_sentences):
+    """While a batch is being tagged, the requests that arrive wait and then go in one call."""
+    words = [list(s.words) for s in test_sentences[:10]]
+    expected = reference(model, words)
+    gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+
+    async def scenario(client):
+        first = asyncio.create_task(post(client, {"tokens": words[0]}))
+        await until(gate.entered.is_set)
+        rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
+        await until(lambda: client.server.app[http.BATCHER].queued == 9)
+        metrics = await (await client.get("/metrics")).text()
+        gate.opened.set()
+        return await asyncio.gather(first, *rest), metrics
+
+    answers, metrics = run_with_client(app, scenario)
+    assert metric(metrics, "ner_queue_requests") == 9
+    assert gate.calls == [1, 9]
+    assert [(body["sentences"][0]["tags"], body["sentences"][0]["confidences"]) for _, body in answers] == expected
+
+
+def test_overload_answers_503_then_recovers_with_every_request_answered_once(model, test_sentences):
+    words = [list(s.words) for s in test_sentences[:20]]
+    expected = {tuple(w): answer for w, answer in zip(words, reference(model, words))}
+    gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 1), closed=True)
+    app = http.make_app(model, "tiny", max_batch=1, max_wait=0.0, max_queue=4, tag=gate)
+
+    async def scenario(client):
+        first = asyncio.create_task(post(client, {"tokens": words[0]}))
+        await until(gate.entered.is_set)  # the first request is being tagged and holds the worker
+        crowd = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
+        await until(lambda: sum(task.done() for task in crowd) == len(crowd) - 4)  # all but the 4 queued
+        gate.opened.set()
+        overloaded = await asyncio.gather(first, *crowd)
+        recovered = [await post(client, {"tokens": w}) for w in words[:10]]
+        metrics = await (await client.get("/metrics")).text()
+        return overloaded, recovered, metrics
+
+    overloaded, recovered, metrics = run_with_client(app, scenario)
+    statuses = [status for status, _ in overloaded]
+    assert statuses.count(200) == 5 and statuses.count(503) == 15
+    assert all(body == {"error": "the service is busy; retry later"} for status, body in overloaded if status == 503)
+    assert [status for status, _ in recovered] == [200] * 10
+    # Each answer is its own request's: tokens and tags match, none lost, none duplicated.
+    for sent, (status, body) in zip(words + words[:10], overloaded + recovered):
+        if status == 200:
+            (answer,) = body["sentences"]
+            assert answer["tokens"] == sent
+            assert (answer["tags"], answer["confidences"]) == expected[tuple(sent)]
+    assert sum(gate.calls) == 15 and gate.calls == [1] * 15  # 5 + 10 tagged, one call each
+    assert metric(metrics, "ner_requests_total", path="/tag", code="503") == 15
+    assert metric(metrics, "ner_requests_total", path="/tag", code="200") == 15
+    assert metric(metrics, "ner_request_duration_seconds_count") == 30
+    assert metric(metrics, "ner_queue_requests") == 0
+
+
+def test_a_failing_tagging_call_answers_500_and_the_service_goes_on(model):
+    calls = []
+
+    def flaky(sentences):
+        calls.append(len(sentences))
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return tag_sentences(model, sentences, "iob2", 8)
+
+    async def scenario(client):
+        return [await post(client, {"text": "first try"}), await post(client, {"text": "second try"}),
+                await (await client.get("/metrics")).text()]
+
+    failed, worked, metrics = run_with_client(http.make_app(model, "tiny", tag=flaky), scenario)
+    assert failed == (500, {"error": "tagging failed: out of memory"})
+    assert worked[0] == 200 and worked[1]["sentences"][0]["tokens"] == ["second", "try"]
+    assert metric(metrics, "ner_tagging_errors_total") == 1
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(chromium() is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
+def test_web_page_highlights_entities_in_headless_chromium(model, test_sentences, tmp_path):
+    from urllib.parse import quote
+    chrome = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+              "--no-first-run", "--virtual-time-budget=20000", f"--user-data-dir={tmp_path / 'profile'}"]
+
+    async def scenario(client):
+        # Sentences from the synthetic corpus in which the tiny model finds entities.
+        texts = [" ".join(s.words) for s in test_sentences[:40]]
+        _, body = await post(client, {"text": texts})
+        chosen = [a for a in body["sentences"] if a["entities"]][:3]
+        url = str(client.make_url("/")) + "?text=" + quote("\n".join(a["text"] for a in chosen))
+        results = []
+        for extra in (["--dump-dom"], [f"--screenshot={tmp_path / 'page.png'}", "--window-size=1000,600"]):
+            process = await asyncio.create_subprocess_exec(*chrome, *extra, url, stdout=subprocess.PIPE,
+                                                           stderr=subprocess.PIPE)
+            out, err = await process.communicate()
+            assert process.returncode == 0, err.decode(errors="replace")
+            results.append(out.decode())
+        return chosen, results[0]
+
+    chosen, dom = run_with_client(http.make_app(model, "tiny"), scenario)
+    assert chosen, "the tiny model found no entity in the test sentences"
+    marks = re.findall(r'<mark data-type="([^"]+)" title="[^"]*">([^<]*)</mark>', dom)
+    assert marks == [(e["type"], e["text"]) for a in chosen for e in a["entities"]]
+    lines = re.findall(r"<p>(.*?)</p>", dom.split('id="result"', 1)[1])
+    assert [html.unescape(re.sub(r"<[^>]+>", "", line)) for line in lines] == [a["text"] for a in chosen]
+    png = (tmp_path / "page.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1000, 600)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_addresses(port):
+    """(address, port) of the listening TCP sockets on `port`, from /proc/net/tcp."""
+    found = []
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, local_port = local.split(":")
+            if state == "0A" and int(local_port, 16) == port:
+                found.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+def test_serve_py_binds_loopback_tags_and_stops(frozen_dir):
+    import urllib.request
+    port = free_port()
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", frozen_dir,
+                                "--port", str(port)], stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        for line in process.stderr:  # waits for the line that says it listens
+            if b"serving" in line:
+                break
+        assert listening_addresses(port) == ["127.0.0.1"]
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/tag", data=b'{"text": "Anna lives in Lisbon"}')
+        with urllib.request.urlopen(request) as response:
+            assert json.load(response)["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(HANG_GUARD) == 0
+
+
+def test_serve_py_reports_a_bad_model_folder_and_bad_flags(tmp_path):
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", str(tmp_path / "none")],
+                          capture_output=True, cwd=ROOT)
+    assert done.returncode == 1 and b"none: model folder not found" in done.stderr
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", "x", "--max_queue", "0"],
+                          capture_output=True, cwd=ROOT)
+    assert done.returncode == 2 and b"--max_queue: expected a positive number" in done.stderr
