@@ -10,12 +10,14 @@ import json
 from dataclasses import dataclass, field
 
 from ner import model_folder
+from ner.data.schemes import SCHEMES
 
 ENCODERS = ("bilstm", "transformer", "qrnn", "bilstm+transformer", "bilstm+mha", "none")
 TRANSFORMER_ENCODERS = ("transformer", "bilstm+transformer")
 EMB_CLASSES = ("glove", "elmo", "bert", "bert+elmo")
 METRICS = ("token_f1", "chunk_f1")
-TAG_SCHEMES = ("iob1", "iob2", "iobes")
+TAG_SCHEMES = SCHEMES
+TRANSFORMER_POSITIONS = ("absolute", "relative")  # the encoders add "none" after a BiLSTM
 MHA_NORMS = ("post", "pre", "none")
 
 
@@ -91,7 +93,7 @@ class Config:
     def validate(self):
         choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
                    "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
-                   "transformer_positions": ("absolute", "relative"), "mha_norm": MHA_NORMS}
+                   "transformer_positions": TRANSFORMER_POSITIONS, "mha_norm": MHA_NORMS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
@@ -157,17 +159,7 @@ class Config:
 
     @classmethod
     def load(cls, path: str) -> Config:
-        try:
-            with open(path, encoding="utf-8") as f:
-                values = json.load(f)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{path}: config file not found") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-        except UnicodeDecodeError as e:
-            raise ValueError(f"{path}: corrupt: invalid UTF-8 at byte {e.start}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a JSON object of config keys")
+        values = model_folder.read_json(path, "config file not found")
         try:
             return cls.from_dict(values, source=path)
         except (TypeError, ValueError) as e:  # a bad value: say which file holds it

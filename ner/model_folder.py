@@ -16,6 +16,7 @@ of one, and `reading`, which turns any failure to read one of them into an error
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -85,6 +86,23 @@ def replace_folder(target: str, fill: Callable[[str], None]) -> None:
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
+
+
+def read_json(path: str, missing: str) -> dict:
+    """A file holding one JSON object; errors name the file (and a syntax error's line). `missing`
+    says what its absence means."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {missing}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: corrupt: invalid UTF-8 at byte {e.start}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return values
 
 
 @contextlib.contextmanager

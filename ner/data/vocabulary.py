@@ -3,7 +3,6 @@ values) and its pretrained embedding matrix: the folder embvec.py writes and eve
 holds a copy of. Ids 0 and 1 of every vocabulary are padding and unknown."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -64,16 +63,8 @@ def _read_list(path: str, reserved: bool = True) -> list[str]:
 
 def load_vocabulary(folder: str) -> Vocabulary:
     meta_path = os.path.join(folder, model_folder.VOCABULARY_META)
-    try:
-        with open(meta_path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{meta_path}: missing; is {folder} an embvec.py output or a model folder?") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path}:{e.lineno}: invalid JSON: {e.msg}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{meta_path}: corrupt: invalid UTF-8 at byte {e.start}") from None
-    if not isinstance(meta, dict) or not all(key in meta for key in ("columns", "dim", "num_oov")):
+    meta = model_folder.read_json(meta_path, f"missing; is {folder} an embvec.py output or a model folder?")
+    if not all(key in meta for key in ("columns", "dim", "num_oov")):
         raise ValueError(f"{meta_path}: corrupt: expected an object with columns, dim and num_oov")
     columns = {int(i): _read_list(os.path.join(folder, model_folder.column_vocabulary(i))) for i in meta["columns"]}
     return Vocabulary(

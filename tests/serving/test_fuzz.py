@@ -181,8 +181,9 @@ def test_cc_runner_on_the_same_corpus_matches_python_or_names_the_line(cc_build,
     done = tagger(cc_build, frozen_dir, data)
     assert done.returncode in (0, 1), done.stderr.decode(errors="replace")  # a signal would be negative
     lines = data.split(b"\n")
-    # What the C++ runner refuses and Python reads: lines over its limit.
-    too_long = [n for n, line in enumerate(lines, 1) if len(line.rstrip(b"\r")) > MAX_LINE_BYTES]
+    # What the C++ runner refuses and Python reads: lines over its limit, and NUL bytes, which no C
+    # string of its C API can carry.
+    too_long = [n for n, line in enumerate(lines, 1) if len(line.rstrip(b"\r")) > MAX_LINE_BYTES or b"\x00" in line]
     python_error = expected_error_line(data, sentences)
     first_error = min(too_long + ([python_error] if python_error else []), default=None)
     if first_error is None:

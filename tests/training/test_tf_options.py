@@ -8,7 +8,7 @@ import train
 from conftest import ROOT
 from ner import tf_options
 
-POOL_SIZES = ("import sys, tf_options; tf_options.limit_threads(int(sys.argv[1])); import tensorflow as tf; "
+POOL_SIZES = ("import sys; from ner import tf_options; tf_options.limit_threads(int(sys.argv[1])); import tensorflow as tf; "
               "print(tf.config.threading.get_intra_op_parallelism_threads(), "
               "tf.config.threading.get_inter_op_parallelism_threads())")
 

@@ -12,13 +12,14 @@ left from right and near from far; "none" for inputs that already encode order (
 """
 import tensorflow as tf
 
+from ner.config import TRANSFORMER_POSITIONS
 from ner.model.encoders.attention import MultiHeadAttention
 from ner.model.layers.conv import MaskedConv1D
 from ner.model.layers.dense import Dense
 from ner.model.layers.layer_norm import LayerNorm
 from ner.model.layers.positions import sinusoids
 
-POSITIONS = ("absolute", "relative", "none")
+POSITIONS = (*TRANSFORMER_POSITIONS, "none")
 
 class TransformerBlock(tf.Module):
     def __init__(self, dim: int, heads: int, ffn_units: int, kernel: int, dropout: float, attention_dropout: float,

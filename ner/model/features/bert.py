@@ -29,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from ner.model.features.wordpiece import WordPieceAligner, read_vocab, vocab_is_uncased
+from ner.model.layers.dense import Dense
+from ner.model.layers.layer_norm import normalize
 
 SCOPE = "bert"  # every BERT variable's name starts with "bert/"
 GOOGLE_CONFIG, HF_CONFIG, VOCAB, SAFETENSORS = "bert_config.json", "config.json", "vocab.txt", "model.safetensors"
@@ -194,17 +196,15 @@ class _Weights:
         return tf.Variable(value, trainable=self.trainable, name=name)
 
 
-class _Linear(tf.Module):
-    def __init__(self, take: _Weights, scope: str, inputs: int, outputs: int):
-        super().__init__(name=scope.replace("/", "_"))
-        self.kernel = take(f"{scope}/kernel", [inputs, outputs])
-        self.bias = take(f"{scope}/bias", [outputs])
-
-    def __call__(self, x):
-        return tf.matmul(x, self.kernel) + self.bias
+def _linear(take: _Weights, scope: str, inputs: int, outputs: int) -> Dense:
+    return Dense(inputs, outputs, name=scope.replace("/", "_"), kernel=take(f"{scope}/kernel", [inputs, outputs]),
+                 bias=take(f"{scope}/bias", [outputs]))
 
 
 class _LayerNorm(tf.Module):
+    """BERT's layer norm: its own epsilon, and its variables keep BERT's names gamma and beta, which
+    are also the keys of fine-tuned checkpoints."""
+
     def __init__(self, take: _Weights, scope: str, dim: int, eps: float):
         super().__init__(name=scope.replace("/", "_"))
         self.gamma = take(f"{scope}/gamma", [dim])
@@ -212,8 +212,7 @@ class _LayerNorm(tf.Module):
         self.eps = eps
 
     def __call__(self, x):
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + self.eps) * self.gamma + self.beta
+        return normalize(x, self.gamma, self.beta, self.eps)
 
 
 def _gelu(x):
@@ -234,13 +233,13 @@ class _Layer(tf.Module):
         scope = f"{SCOPE}/encoder/layer_{index}"
         h = s.hidden_size
         self.settings = s
-        self.query = _Linear(take, f"{scope}/attention/self/query", h, h)
-        self.key = _Linear(take, f"{scope}/attention/self/key", h, h)
-        self.value = _Linear(take, f"{scope}/attention/self/value", h, h)
-        self.attention_output = _Linear(take, f"{scope}/attention/output/dense", h, h)
+        self.query = _linear(take, f"{scope}/attention/self/query", h, h)
+        self.key = _linear(take, f"{scope}/attention/self/key", h, h)
+        self.value = _linear(take, f"{scope}/attention/self/value", h, h)
+        self.attention_output = _linear(take, f"{scope}/attention/output/dense", h, h)
         self.attention_norm = _LayerNorm(take, f"{scope}/attention/output/LayerNorm", h, s.layer_norm_eps)
-        self.intermediate = _Linear(take, f"{scope}/intermediate/dense", h, s.intermediate_size)
-        self.output = _Linear(take, f"{scope}/output/dense", s.intermediate_size, h)
+        self.intermediate = _linear(take, f"{scope}/intermediate/dense", h, s.intermediate_size)
+        self.output = _linear(take, f"{scope}/output/dense", s.intermediate_size, h)
         self.output_norm = _LayerNorm(take, f"{scope}/output/LayerNorm", h, s.layer_norm_eps)
         self.activation = _activation(s.activation)
 

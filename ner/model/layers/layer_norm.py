@@ -11,6 +11,10 @@ class LayerNorm(tf.Module):
         self.offset = tf.Variable(tf.zeros([dim]), name="offset")
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        """x [..., dim] -> [..., dim], zero mean and unit variance per position, then scaled and offset."""
-        mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(variance + EPSILON) * self.scale + self.offset
+        return normalize(x, self.scale, self.offset, EPSILON)
+
+
+def normalize(x: tf.Tensor, scale, offset, epsilon: float) -> tf.Tensor:
+    """x [..., dim] -> [..., dim], zero mean and unit variance per position, then scaled and offset."""
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + epsilon) * scale + offset
