@@ -39,9 +39,10 @@ def main(argv=None):
     if args.max_wait_ms < 0:
         parser.error("--max_wait_ms: expected 0 or more")
 
+    # TensorFlow and aiohttp load only once the arguments are known good.
     with user_errors():
         from ner import tf_options
-        tf_options.prefer_plain_cpu_kernels()  # before TensorFlow loads, as aiohttp does: once the arguments are good
+        tf_options.prefer_plain_cpu_kernels()  # must precede TensorFlow's first import
         from ner.service.http import Limits, serve
         limits = Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
                         max_tokens=args.max_tokens)

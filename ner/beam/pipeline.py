@@ -107,16 +107,16 @@ class ReadShard(beam.DoFn):
             else:
                 to_tag.append(item)
         self.sentences.inc(len(to_tag))
-        # tagging.tag_sentences's order (a stable sort by length), cut into its batches.
+        # tag_sentences's order (a stable sort by length), cut into its batches.
         to_tag.sort(key=lambda record: len(record.sentence))
         for start in range(0, len(to_tag), self.batch_size):
             yield beam.pvalue.TaggedOutput("batches", (path, tuple(to_tag[start:start + self.batch_size])))
 
 
 class TaggerModelHandler(ModelHandler):
-    """A Beam ModelHandler over tagging.py: load_model loads the folder once per worker process
-    (RunInference shares it between the threads of the process); run_inference tags batches of
-    Records with tagging.tag_sentences, the function inference.py uses. An example is a whole
+    """A Beam ModelHandler: load_model loads the folder once per worker process (RunInference
+    shares it between the threads of the process); run_inference tags batches of Records with
+    tag_sentences, the function inference.py uses. An example is a whole
     batch of sentences (ReadShard forms them as inference.py does), so each call gets one.
     Tags come out in IOB2; the writer converts them to each shard's scheme."""
 

@@ -3,7 +3,7 @@
 Slots are created up front for the given variables (so the step runs inside tf.function and
 under a tf.distribute strategy scope) and are saved in the checkpoint with the model.
 
-Fine-tuned BERT (config bert_finetune) has its own group: BERT's variables (layers/bert.py
+Fine-tuned BERT (config bert_finetune) has its own group: BERT's variables (ner/model/features/bert.py
 names them bert/...) follow bert_learning_rate with its own warmup (bert_warmup_steps), the
 same decay, and AdamW's decoupled weight decay (bert_weight_decay, not on LayerNorm and
 biases, as Google's BERT optimizer).

@@ -93,7 +93,7 @@ class Trainer:
         return loss, learning_rate
 
     def _distributed_step(self, words, lengths, features, tags):
-        """The global batch in, the mean loss over it and the learning rate out (see distribute.py)."""
+        """The global batch in, the mean loss over it and the learning rate out (see ner/training/distribute.py)."""
         batch = {"words": words, "lengths": lengths, "features": features, "tags": tags}
         loss, learning_rate = self.strategy.run(self._replica_step, args=(batch,))
         first = self.strategy.experimental_local_results

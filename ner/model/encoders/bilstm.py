@@ -3,7 +3,7 @@
 BlockLSTM, not BlockLSTMV2: measured on TF 2.21, BlockLSTMV2's forward pass uses gate order
 i, f, c, o but its registered gradient does not match it (off by up to 0.6 against finite
 differences), so models trained with it learn slowly and badly; BlockLSTM's gradient matches
-(tests/test_layers.py checks both the forward pass and the gradient).
+(tests/model/test_layers.py checks both the forward pass and the gradient).
 
 The backward direction runs the same kernel on each sentence reversed within its own length
 (tf.reverse_sequence), so padding after a sentence never reaches its states.

@@ -310,7 +310,7 @@ def resolve_lowercase(setting: str, settings: BertSettings, vocab_path: str) -> 
 class BertFeatures(tf.Module):
     """words [B, T] (strings, '' padding), lengths [B] -> per word and selected layer, the mean (or
     first) of its pieces' hidden states: [B, T, K, H]. Sentences longer than max_seq_length
-    pieces are read in overlapping windows (layers/wordpiece.py)."""
+    pieces are read in overlapping windows (wordpiece.py)."""
 
     def __init__(self, path: str, layers: list[int], pooling: str = "mean", max_seq_length: int = 128,
                  lowercase: str = "auto", finetune: bool = False, name: str = "bert_features"):
@@ -334,7 +334,7 @@ class BertFeatures(tf.Module):
         self.output_dim = settings.hidden_size
 
     def pieces(self, words, lengths):
-        """The word-piece batch of these words (layers/wordpiece.py), computed in Python."""
+        """The word-piece batch of these words (wordpiece.py), computed in Python."""
         input_ids, window_lengths, piece_rows, piece_words = tf.numpy_function(
             self.aligner, [words, lengths], [tf.int32] * 4, stateful=False, name="wordpieces")
         input_ids.set_shape([None, None])

@@ -5,7 +5,7 @@ Tokenization is the `tokenizers` library's BERT pipeline built from vocab.txt (B
 clean text, Chinese characters split, lowercase and accent stripping for uncased vocabularies;
 BertPreTokenizer: whitespace and punctuation; WordPiece: greedy longest match, "##"
 continuations, [UNK] for words over 100 characters). It runs in Python, so a model with BERT
-features calls it through tf.numpy_function (see layers/bert.py).
+features calls it through tf.numpy_function (see ner/model/features/bert.py).
 
 Windows: a sentence whose pieces do not fit in max_seq_length - 2 ([CLS] and [SEP]) is cut
 into overlapping windows that start and end at word boundaries, each about half a window
