@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 
 from ner import model_folder
@@ -19,6 +20,26 @@ METRICS = ("token_f1", "chunk_f1")
 TAG_SCHEMES = SCHEMES
 TRANSFORMER_POSITIONS = ("absolute", "relative")  # the encoders add "none" after a BiLSTM
 MHA_NORMS = ("post", "pre", "none")
+
+_POSITIVE = (1, None, "a positive integer")
+_NON_NEGATIVE = (0, None, "0 or more")
+_FRACTION = (0.0, 1.0, "0 <= {key} < 1")
+# Numeric keys: (lowest allowed, upper bound excluded or None, what a message says is expected).
+RANGES = {
+    **{key: _POSITIVE for key in (
+        "batch_size", "eval_batch_size", "epochs", "patience", "lstm_units", "lstm_layers", "char_dim", "char_filters",
+        "char_kernel", "max_word_length", "lr_decay_steps", "transformer_layers", "transformer_heads",
+        "transformer_units", "transformer_ffn_units", "transformer_kernel", "qrnn_units", "qrnn_layers", "qrnn_kernel",
+        "mha_heads", "feature_dim")},
+    **{key: _NON_NEGATIVE for key in (
+        "casing_dim", "highway_layers", "warmup_steps", "bert_warmup_steps", "mha_units", "seed", "clip_norm",
+        "bert_weight_decay", "bert_learning_rate")},
+    **{key: _FRACTION for key in (
+        "dropout", "word_dropout", "transformer_dropout", "attention_dropout", "mha_dropout", "weight_averaging")},
+    "learning_rate": (1e-12, None, "a positive learning rate"),
+    "lr_decay_rate": (1e-12, None, "a decay in (0, 1]"),
+    "bert_max_seq_length": (3, None, "at least 3 ([CLS], a piece, [SEP])"),
+}
 
 
 @dataclass
@@ -91,31 +112,25 @@ class Config:
         self.validate()
 
     def validate(self):
+        self._check_types()
         choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
                    "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
-                   "transformer_positions": TRANSFORMER_POSITIONS, "mha_norm": MHA_NORMS}
+                   "transformer_positions": TRANSFORMER_POSITIONS, "mha_norm": MHA_NORMS,
+                   "bert_pooling": ("mean", "first"), "bert_lowercase": ("auto", "yes", "no")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
-        for key in ("dropout", "word_dropout", "transformer_dropout", "attention_dropout", "mha_dropout"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ValueError(f"config {key}={getattr(self, key)}: expected 0 <= {key} < 1")
-        for key in ("batch_size", "eval_batch_size", "epochs", "lstm_units", "lstm_layers", "char_kernel",
-                    "max_word_length", "lr_decay_steps", "transformer_layers", "transformer_heads",
-                    "transformer_units", "transformer_ffn_units", "transformer_kernel", "qrnn_units",
-                    "qrnn_layers", "qrnn_kernel", "mha_heads"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"config {key}={getattr(self, key)}: expected a positive integer")
-        if not 0.0 <= self.weight_averaging < 1.0:
-            raise ValueError(f"config weight_averaging={self.weight_averaging}: expected 0 (off) or a decay in (0, 1)")
-        if self.highway_layers < 0:
-            raise ValueError(f"config highway_layers={self.highway_layers}: expected 0 or more")
+        for key, (low, high, expected) in RANGES.items():
+            value = getattr(self, key)
+            # NaN fails every comparison, so `not (low <= value)` also refuses it.
+            if not (low <= value and (high is None or value < high)) or value in (math.inf, -math.inf):
+                raise ValueError(f"config {key}={value}: expected {expected.format(key=key)}")
+        if self.lr_decay_rate > 1.0:
+            raise ValueError(f"config lr_decay_rate={self.lr_decay_rate}: expected a decay in (0, 1]")
         # Attention splits its width evenly between heads; checked only for the encoder in use.
         if self.encoder in TRANSFORMER_ENCODERS and self.transformer_units % self.transformer_heads:
             raise ValueError(f"config transformer_units={self.transformer_units}: expected a multiple of "
                              f"transformer_heads={self.transformer_heads}")
-        if self.mha_units < 0:
-            raise ValueError(f"config mha_units={self.mha_units}: expected 0 (the BiLSTM's width) or a positive integer")
         mha_width = self.mha_units or 2 * self.lstm_units
         if self.encoder == "bilstm+mha" and mha_width % self.mha_heads:
             raise ValueError(f"config mha_heads={self.mha_heads}: expected a divisor of the attention's width "
@@ -127,17 +142,19 @@ class Config:
                 raise ValueError(f"config bert_layers={self.bert_layers}: expected a non-empty list of layer indices")
         if "elmo" in self.emb_class and not self.elmo_path:
             raise ValueError(f"config emb_class={self.emb_class}: needs elmo_path (a folder with options.json + weights.hdf5)")
-        if self.bert_pooling not in ("mean", "first"):
-            raise ValueError(f"config bert_pooling={self.bert_pooling!r}: expected mean or first")
-        if self.bert_lowercase not in ("auto", "yes", "no"):
-            raise ValueError(f"config bert_lowercase={self.bert_lowercase!r}: expected auto, yes or no")
-        if self.bert_max_seq_length < 3:
-            raise ValueError(f"config bert_max_seq_length={self.bert_max_seq_length}: expected at least 3")
-        if self.bert_warmup_steps < 0 or self.bert_weight_decay < 0 or self.bert_learning_rate < 0:
-            raise ValueError("config bert_warmup_steps, bert_weight_decay, bert_learning_rate: expected >= 0")
         if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
             raise ValueError(f"config feature_columns={self.feature_columns}: expected column numbers >= 1 "
                              "(0 is the word, the last column the tag)")
+
+    def _check_types(self):
+        """JSON gives any type: each key must hold its default's (an int is a fine float)."""
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), getattr(Config, f.name, None)
+            expected = type(default) if default is not None else list
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+            elif type(value) is not expected:
+                raise ValueError(f"config {f.name}={value!r}: expected a {expected.__name__}")
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
@@ -180,10 +197,5 @@ class Config:
                 value = json.loads(raw)
             except json.JSONDecodeError:
                 value = raw
-            default = values[key]
-            if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if type(value) is not type(default):
-                raise ValueError(f"--set {key}={raw}: expected a {type(default).__name__}")
             values[key] = value
-        return Config.from_dict(values)
+        return Config.from_dict(values, source="--set")

@@ -96,6 +96,8 @@ def read_json(path: str, missing: str) -> dict:
             values = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: {missing}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path}: is a folder, expected a JSON file") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
     except UnicodeDecodeError as e:

@@ -148,8 +148,9 @@ class WriteShard(beam.DoFn):
     """(path, [(Record, result) ... and None]) -> OUTPUT/<name of path>, rendered as inference.py
     renders the whole shard; written under a temporary name and renamed."""
 
-    def __init__(self, output: str, text: bool, as_json: bool, scheme: str):
+    def __init__(self, output: str, text: bool, as_json: bool, scheme: str, feature_columns):
         self.output, self.text, self.as_json, self.scheme = output, text, as_json, scheme
+        self.feature_columns = tuple(feature_columns)
 
     def process(self, element):
         path, items = element
@@ -159,7 +160,7 @@ class WriteShard(beam.DoFn):
         if self.text:
             scheme = "iob2" if self.scheme == "auto" else self.scheme
         else:
-            scheme = output_scheme(sentences, self.scheme)
+            scheme = output_scheme(sentences, self.scheme, self.feature_columns)
         results = [None if result is None else (convert_tags(result[0], "iob2", scheme), result[1])
                    for _, result in tagged]
         if self.text:
@@ -200,7 +201,7 @@ def build(pipeline, shards: list[str], model_dir: str, output: str, text: bool =
     _ = ((tagged, untagged)
          | "Together" >> beam.Flatten()
          | "By shard" >> beam.GroupByKey()
-         | "Write" >> beam.ParDo(WriteShard(output, text, as_json, scheme)))
+         | "Write" >> beam.ParDo(WriteShard(output, text, as_json, scheme, feature_columns)))
     _ = (read.malformed
          | "Malformed" >> beam.combiners.ToList()
          | "Write malformed" >> beam.Map(write_malformed, output))

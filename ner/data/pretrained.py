@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import collections
 import gzip
+import itertools
 import json
 import os
 import sys
+import zlib
+from collections.abc import Iterator
 
 import numpy as np
 from tqdm import tqdm
 
-from ner import model_folder
-from ner.data.conll import read_split
+from ner import model_folder, paths
+from ner.data.conll import decode_line, read_split
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import RESERVED, write_list
 from ner.model_folder import replace_folder
@@ -39,9 +42,19 @@ def _read_package_glove(wanted: set[str]) -> tuple[dict[str, np.ndarray], bool]:
     return found, True  # GloVe 6B is lowercased
 
 
-def _open_text(path: str):
+def _glove_lines(path: str, progress: bool = False) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a GloVe text file, plain or gzipped; a byte that is not UTF-8, or a
+    damaged gzip stream, is an error naming the file (and the line)."""
     opener = gzip.open if path.endswith(".gz") else open
-    return opener(path, "rt", encoding="utf-8", errors="strict", newline="\n")
+    number = 0
+    try:
+        with opener(path, "rb") as f:
+            lines = tqdm(f, desc=f"reading {os.path.basename(path)}", unit=" lines", mininterval=1.0,
+                         disable=None if progress else True)
+            for number, raw in enumerate(lines, 1):
+                yield number, decode_line(raw.rstrip(b"\n").rstrip(b"\r"), path, number)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}:{number + 1}: expected gzip-compressed text ({e})") from None
 
 
 def _read_text_glove(path: str, wanted_cased: set[str], lowercase: str) -> tuple[dict[str, np.ndarray], bool]:
@@ -49,44 +62,59 @@ def _read_text_glove(path: str, wanted_cased: set[str], lowercase: str) -> tuple
 
     The vector is the last `dim` fields: some words of glove.840B.300d contain spaces.
     """
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"--emb {path}: file not found (use {GLOVE_PACKAGE} or a GloVe .txt/.txt.gz path)")
-    with _open_text(path) as f:
-        first = f.readline().rstrip("\n").split(" ")
-        if len(first) == 2 and all(x.isdigit() for x in first):  # word2vec-style "count dim" header
-            dim = int(first[1])
-        else:
-            dim = len(first) - 1
+    first = next((line for _, line in _glove_lines(path)), "").split(" ")
+    if len(first) == 2 and all(x.isdigit() for x in first):  # word2vec-style "count dim" header
+        dim = int(first[1])
+    else:
+        dim = len(first) - 1
     if dim < 1:
         raise ValueError(f"{path}:1: expected 'word v1 v2 ...'")
     if lowercase == "auto":
-        with _open_text(path) as f:
-            sample = [next(f, "").split(" ", 1)[0] for _ in range(20000)]
+        sample = [line.split(" ", 1)[0] for _, line in itertools.islice(_glove_lines(path), 20000)]
         lower = not any(w != w.lower() for w in sample)
     else:
         lower = lowercase == "yes"
     wanted = {w.lower() for w in wanted_cased} if lower else wanted_cased
     found: dict[str, np.ndarray] = {}
-    with _open_text(path) as f:
-        for number, line in enumerate(tqdm(f, desc=f"reading {os.path.basename(path)}", unit=" lines",
-                                           mininterval=1.0, disable=None), 1):
-            fields = line.rstrip("\n").rstrip(" ").split(" ")
-            if len(fields) == 2 and number == 1:
-                continue
-            if len(fields) < dim + 1:
-                raise ValueError(f"{path}:{number}: expected a word and {dim} numbers, found {len(fields)} fields")
-            word = " ".join(fields[:-dim])
-            if word in wanted and word not in found:
-                try:
-                    found[word] = np.asarray(fields[-dim:], dtype=np.float32)
-                except ValueError:
-                    raise ValueError(f"{path}:{number}: expected {dim} numbers after the word") from None
+    for number, line in _glove_lines(path, progress=True):
+        fields = line.rstrip(" ").split(" ")
+        if len(fields) == 2 and number == 1:
+            continue
+        if len(fields) < dim + 1:
+            raise ValueError(f"{path}:{number}: expected a word and {dim} numbers, found {len(fields)} fields")
+        word = " ".join(fields[:-dim])
+        if word in wanted and word not in found:
+            try:
+                found[word] = np.asarray(fields[-dim:], dtype=np.float32)
+            except ValueError:
+                raise ValueError(f"{path}:{number}: expected {dim} numbers after the word") from None
     return found, lower
 
 
 # --- building -------------------------------------------------------------------------------
 
+def check_paths(data_dir: str, emb: str, out: str) -> None:
+    """Before any work: the inputs exist, and --out is new or an earlier output of build, which
+    replacing loses nothing (never a data folder, a model folder or anything holding the input)."""
+    paths.input_folder(data_dir, "--data_dir")
+    if emb != GLOVE_PACKAGE:
+        paths.input_file(emb, "--emb")
+    paths.output_folder(out, "--out")
+    for source, flag in ((data_dir, "--data_dir"), (emb, "--emb")):
+        if os.path.exists(source) and paths.inside(source, out):
+            raise ValueError(f"{out}: --out holds {flag} {source}; replacing it would delete the input")
+    if os.path.isdir(out) and os.listdir(out):
+        names = set(os.listdir(out))
+        signature = {model_folder.VOCABULARY_META, model_folder.WORDS, model_folder.EMBEDDINGS}
+        model_files = names & {model_folder.CONFIG, model_folder.CHECKPOINTS}  # a model folder holds a copy
+        if not signature <= names or model_files:
+            raise ValueError(f"{out}: --out is a folder that embvec.py did not write (it holds "
+                             f"{', '.join(sorted(model_files or names)[:3])}); give a new folder, or remove this one "
+                             "yourself")
+
+
 def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count: int = 1):
+    check_paths(data_dir, emb, out)
     train = read_split(data_dir, "train")
     others = read_split(data_dir, "dev") + read_split(data_dir, "test", required=False)
     train_counts = collections.Counter(w for s in train for w in s.words)

@@ -3,6 +3,7 @@ JSON object per sentence. inference.py, the HTTP service and the Beam pipeline a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,8 +56,12 @@ def render_text(items: Sequence[TextSentence], results, as_json: bool, scheme: s
 
 
 def write_output(path: str, text: str):
-    """stdout for '-'; otherwise written atomically, so a failed run leaves no half-written output."""
+    """stdout for '-'; a regular file is replaced atomically, so a failed run leaves no half-written
+    output; anything else (a symlink, a device, a FIFO) is written through, never replaced."""
     if path == "-":
         sys.stdout.write(text)
+    elif os.path.lexists(path) and not (os.path.isfile(path) and not os.path.islink(path)):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
     else:
         write_text(path, text)

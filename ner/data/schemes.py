@@ -164,12 +164,16 @@ def tag_names(entity_types: Sequence[str], scheme: str) -> list[str]:
     return ["O"] + [f"{prefix}-{kind}" for kind in entity_types for prefix in prefixes]
 
 
-def output_scheme(sentences, requested: str) -> str:
-    """The scheme to write CoNLL output in: as requested, else that of the input's last column
-    when every token line has a tag there, else IOB2."""
+def output_scheme(sentences, requested: str, feature_columns: Sequence[int] = ()) -> str:
+    """The scheme to write CoNLL output in: as requested, else that of the input's gold NER column,
+    else IOB2. The last column is a gold column only when the model does not read it as a feature
+    (word POS chunk input to a model of POS and chunk features has none, whatever the chunk
+    column's scheme) and every token line has a tag there."""
     if requested != "auto":
         return requested
     tokens = [s.columns for s in sentences if not s.docstart]
     gold = [[token[-1] for token in columns] for columns in tokens]
-    has_gold = gold and all(len(c[0]) > 1 for c in tokens) and all(is_valid_tag(t) for g in gold for t in g)
+    first_gold_column = max(feature_columns, default=0) + 1
+    has_gold = (gold and all(len(c[0]) > first_gold_column for c in tokens)
+                and all(is_valid_tag(t) for g in gold for t in g))
     return detect_scheme(gold) if has_gold else "iob2"

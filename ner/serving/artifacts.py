@@ -24,7 +24,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from ner import model_folder
+from ner import model_folder, paths
 from ner.model.tagger import FEATURES, LENGTHS, WORDS, Tagger
 from ner.model_folder import replace_folder
 from ner.serving.loaders import load_checkpoint
@@ -198,11 +198,24 @@ def freeze(model, config_path: str, target: str) -> None:
 
 
 
+def check_target(model_dir: str, kind: str, out: str) -> None:
+    """The artifact replaces `out` whole: refuse anything but a new or empty folder or an earlier
+    artifact of the same kind, and never a folder that holds the model."""
+    paths.output_folder(out, "--out")
+    if os.path.exists(model_dir) and paths.inside(model_dir, out):
+        raise ValueError(f"{out}: --out holds the model folder {model_dir}; replacing it would delete the model")
+    earlier = model_folder.is_export(out) if kind == model_folder.EXPORT_DIR else model_folder.is_frozen(out)
+    if os.path.isdir(out) and os.listdir(out) and not earlier:
+        raise ValueError(f"{out}: --out is a folder that is not an earlier {kind} folder; give a new folder, or "
+                         "remove this one yourself")
+
+
 def write_artifact(model_dir: str, kind: str, out: str | None = None) -> str:
     """export.py and freeze.py: the model folder's best checkpoint written as an export (kind
     "export") or a frozen graph ("frozen"), into out or MODEL_DIR/<kind>; returns the folder."""
-    model = load_checkpoint(model_dir)
     out = out or os.path.join(model_dir, kind)
+    check_target(model_dir, kind, out)
+    model = load_checkpoint(model_dir)
     write = {model_folder.EXPORT_DIR: export, model_folder.FROZEN_DIR: freeze}[kind]
     write(model, os.path.join(model_dir, model_folder.CONFIG), out)
     return out

@@ -2,8 +2,7 @@
 a model folder and written as CoNLL with a predicted tag column, `word tag` lines or JSON."""
 from __future__ import annotations
 
-import os
-
+from ner import paths
 from ner.data.conll import check_feature_columns, check_text_input, display_name, read_bytes, read_conll
 from ner.data.render import render_conll, render_text, write_output
 from ner.data.schemes import output_scheme
@@ -12,8 +11,8 @@ from ner.data.text import parse_text
 
 def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool = False, as_json: bool = False,
              scheme: str = "auto", batch_size: int = 256) -> None:
-    if input_path != "-" and not os.path.exists(input_path):
-        raise FileNotFoundError(f"{input_path}: input file not found")
+    paths.input_file(input_path, "--input")
+    paths.output_file(output_path, "--output")
     if text:
         items = parse_text(read_bytes(input_path), display_name(input_path))
         sentences = [item.sentence for item in items]
@@ -35,7 +34,7 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
     if text:
         scheme = "iob2" if scheme == "auto" else scheme
     else:
-        scheme = output_scheme(sentences, scheme)
+        scheme = output_scheme(sentences, scheme, columns)
     to_tag = [s for s in sentences if not s.docstart]
     tagged = iter(tag_sentences(model, to_tag, scheme, batch_size, progress=input_path != "-"))
     results = [None if s.docstart else next(tagged) for s in sentences]

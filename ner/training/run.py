@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
 
-from ner import model_folder
+from ner import model_folder, paths
 from ner.config import Config
-from ner.data.conll import read_split
+from ner.data.conll import Sentence, check_feature_columns, read_split
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import Vocabulary, copy_vocabulary, load_vocabulary
 
@@ -33,13 +34,58 @@ def start_model_folder(config: Config, vocab: Vocabulary, model_dir: str) -> Non
     config.save(os.path.join(model_dir, model_folder.CONFIG))
 
 
+def check_paths(data_dir: str, emb_dir: str, model_dir: str, resume: bool) -> None:
+    paths.input_folder(data_dir, "--data_dir")
+    if resume:
+        paths.input_folder(model_dir, "--model_dir")
+        return
+    paths.input_folder(emb_dir, "--emb_dir")
+    paths.output_folder(model_dir, "--model_dir")
+    if os.path.isdir(os.path.join(model_dir, model_folder.CHECKPOINTS)):
+        raise ValueError(f"{model_dir}: already holds a model; use --resume to continue it or another --model_dir")
+    if os.path.exists(model_dir) and os.path.samefile(model_dir, emb_dir):
+        raise ValueError(f"{model_dir}: --model_dir is the --emb_dir; a model folder gets its own copy of the "
+                         "vocabularies, so give another folder")
+    written = {model_folder.CONFIG, model_folder.HISTORY, model_folder.LOGS, model_folder.WORDS, model_folder.CHARS,
+               model_folder.ENTITY_TYPES, model_folder.EMBEDDINGS, model_folder.VOCABULARY_META}
+    names = set(os.listdir(model_dir)) if os.path.isdir(model_dir) else set()
+    others = {name for name in names - written if not re.fullmatch(r"column\d+\.txt", name)}
+    # A run stopped before its first checkpoint left only its own files: starting again may replace them.
+    unfinished_run = model_folder.CONFIG in names and not others
+    if names & written and not unfinished_run:
+        raise ValueError(f"{model_dir}: --model_dir already holds {', '.join(sorted(names & written))}, which "
+                         "training would overwrite; give a new or empty folder")
+
+
+def check_data_fits(config: Config, vocab: Vocabulary, data_dir: str, splits: dict[str, list[Sentence]]) -> None:
+    """The data has the columns the config reads, and the vocabularies know those columns and every
+    entity type of the data (an unknown type would silently train as O)."""
+    missing_columns = [c for c in config.feature_columns if c not in vocab.columns]
+    if missing_columns:
+        raise ValueError(f"{vocab.folder}: has no vocabulary of column(s) {missing_columns} that config "
+                         f"feature_columns={config.feature_columns} reads (it has {sorted(vocab.columns) or 'none'}); "
+                         "build it with embvec.py from data with those columns")
+    for split, sentences in splits.items():
+        path = os.path.join(data_dir, f"{split}.txt")
+        for sentence in sentences:
+            check_feature_columns(sentence, config.feature_columns, path)
+        types = {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
+        unknown = sorted(types - set(vocab.entity_types))
+        if unknown:
+            raise ValueError(f"{path}: entity type(s) {', '.join(unknown)} missing from "
+                             f"{os.path.join(vocab.folder, model_folder.ENTITY_TYPES)} ({', '.join(vocab.entity_types)}); "
+                             "build the vocabularies with embvec.py from this data")
+
+
 def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: bool = False,
           strategy_name: str = "default", logical_cpus: int = 0, threads: int = 0):
-    """Trains into model_dir (or goes on with it, resume) and returns the Trainer."""
-    train_sentences, dev_sentences = read_split(data_dir, "train"), read_split(data_dir, "dev")
+    """Trains into model_dir (or goes on with it, resume) and returns the Trainer. Everything that
+    can be wrong with the paths, the data and the vocabularies is found before anything is written."""
+    check_paths(data_dir, emb_dir, model_dir, resume)
+    splits = {split: read_split(data_dir, split) for split in ("train", "dev")}
+    check_data_fits(config, load_vocabulary(model_dir if resume else emb_dir), data_dir, splits)
+    train_sentences, dev_sentences = splits["train"], splits["dev"]
     dev_scheme = detect_scheme(s.tags for s in dev_sentences)
-    if not resume and os.path.isdir(os.path.join(model_dir, model_folder.CHECKPOINTS)):
-        raise ValueError(f"{model_dir}: already holds a model; use --resume to continue it or another --model_dir")
     # TensorFlow is imported only now, so argument errors stay fast; the strategy is made before any
     # TensorFlow op runs (multi-worker collectives and logical devices need that).
     from ner import tf_options
