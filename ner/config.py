@@ -19,6 +19,13 @@ EMB_CLASSES = ("glove", "elmo", "bert", "bert+elmo")
 METRICS = ("token_f1", "chunk_f1")
 TAG_SCHEMES = SCHEMES
 TRANSFORMER_POSITIONS = ("absolute", "relative")  # the encoders add "none" after a BiLSTM
+# Keys that steer training only: a trained model tags the same whatever they say, so a model
+# folder's config may change them (--resume --epochs does); any other key must stay as trained.
+TRAINING_KEYS = frozenset({
+    "batch_size", "eval_batch_size", "epochs", "patience", "early_stop_metric", "learning_rate", "lr_decay_rate",
+    "lr_decay_steps", "warmup_steps", "clip_norm", "weight_averaging", "seed", "dropout", "word_dropout",
+    "transformer_dropout", "attention_dropout", "mha_dropout", "contextual_cache", "bert_learning_rate",
+    "bert_warmup_steps", "bert_weight_decay"})
 MHA_NORMS = ("post", "pre", "none")
 
 _POSITIVE = (1, None, "a positive integer")

@@ -26,6 +26,7 @@ CONFIG = "config.json"
 WORDS, CHARS, ENTITY_TYPES = "words.txt", "chars.txt", "entity_types.txt"
 EMBEDDINGS, VOCABULARY_META = "embeddings.npy", "meta.json"
 BEST_CHECKPOINTS = os.path.join("checkpoints", "best")
+TRAINED_CONFIG = os.path.join(BEST_CHECKPOINTS, "config.json")  # what best was trained with
 LAST_CHECKPOINTS = os.path.join("checkpoints", "last")
 CHECKPOINTS = "checkpoints"
 HISTORY = "history.jsonl"

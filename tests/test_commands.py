@@ -275,3 +275,14 @@ def test_beam_tag_reports_bad_arguments(feature_model_dir, tmp_path):
                           "--output", tmp_path / "out", "--format", "text"), "trained with CoNLL feature columns")
     assert_user_error(run("beam_tag.py", "--model_dir", tmp_path / "none", "--input", tmp_path / "*.txt",
                           "--output", tmp_path / "out"), "config.json")
+
+
+def test_no_command_writes_over_its_input(model_dir, corpus_dir, tmp_path):
+    conll = tmp_path / "in.txt"
+    shutil.copy(os.path.join(corpus_dir, "test.txt"), conll)
+    before = conll.read_bytes()
+    assert_user_error(run("inference.py", "--model_dir", model_dir, "--input", conll, "--output", conll),
+                      "--output is the --input")
+    assert_user_error(run("beam_tag.py", "--model_dir", model_dir, "--input", tmp_path / "*.txt", "--output", tmp_path),
+                      "--output is the folder of the input shard")
+    assert conll.read_bytes() == before

@@ -228,6 +228,10 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         batch_size: int = 256, beam_args: list[str] = ()) -> int:
     """beam_tag.py's one call: tags every shard; returns 1 when malformed records were left out, else 0."""
     shards = match_shards(pattern)
+    for shard in shards:  # on a local file system: OUTPUT/<shard name> must not be the shard itself
+        if os.path.exists(shard) and os.path.isdir(output) and os.path.samefile(os.path.dirname(shard), output):
+            raise ValueError(f"{output}: --output is the folder of the input shard {shard}; writing there would "
+                             "replace the input")
     columns = list(Config.load(os.path.join(model_dir, model_folder.CONFIG)).feature_columns)
     if text:
         check_text_input(columns, model_dir)

@@ -2,6 +2,8 @@
 a model folder and written as CoNLL with a predicted tag column, `word tag` lines or JSON."""
 from __future__ import annotations
 
+import os
+
 from ner import paths
 from ner.data.conll import check_feature_columns, check_text_input, display_name, read_bytes, read_conll
 from ner.data.render import render_conll, render_text, write_output
@@ -13,6 +15,8 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
              scheme: str = "auto", batch_size: int = 256) -> None:
     paths.input_file(input_path, "--input")
     paths.output_file(output_path, "--output")
+    if "-" not in (input_path, output_path) and os.path.exists(output_path) and os.path.samefile(input_path, output_path):
+        raise ValueError(f"{output_path}: --output is the --input; writing it would replace the input")
     if text:
         items = parse_text(read_bytes(input_path), display_name(input_path))
         sentences = [item.sentence for item in items]

@@ -1,19 +1,26 @@
-"""The two checkpoints of a model folder: best (the model to use: the model's weights only) and
-last (everything needed to --resume: model, optimizer, weight average, epoch and early-stopping
-state), and history.jsonl, one line per finished epoch, kept in step with last."""
+"""The two checkpoints of a model folder: best (the model to use: the model's weights only, and the
+config it was trained with) and last (everything needed to --resume: model, optimizer, weight
+average, epoch and early-stopping state), and history.jsonl, one line per finished epoch, kept in
+step with last. restore_best loads best into a model built from the folder's config.json, and
+refuses when that config no longer describes the checkpoint."""
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 import os
+import tempfile
 
 import tensorflow as tf
 
 from ner import model_folder
+from ner.config import TRAINING_KEYS
 
 
 class Checkpoints:
     def __init__(self, model_dir: str, model: tf.Module, state: tf.train.Checkpoint):
         self.model_dir = model_dir
+        self.model = model
         self.state = state
         # Every worker reads checkpoints/last to resume; only the chief saves.
         self.last = tf.train.CheckpointManager(state, os.path.join(model_dir, model_folder.LAST_CHECKPOINTS),
@@ -29,6 +36,7 @@ class Checkpoints:
 
     def save_best(self, epoch: int) -> None:
         self.best.save(checkpoint_number=epoch)
+        self.model.config.save(os.path.join(self.model_dir, model_folder.TRAINED_CONFIG))
 
     def save_epoch(self, record: dict) -> None:
         """The history line first: a kill before the checkpoint is saved makes --resume run this
@@ -47,3 +55,65 @@ class Checkpoints:
         kept = [line for line in lines if json.loads(line)["epoch"] <= epoch]
         if len(kept) < len(lines):
             model_folder.write_text(self.history_path, "".join(kept))
+
+
+def restore_best(model: tf.Module, model_dir: str) -> None:
+    """Loads checkpoints/best into `model`, built from model_dir's config.json. A config that no
+    longer matches the checkpoint (a key edited since training) is an error naming the key, where
+    the checkpoint kept its config; otherwise naming the variable that does not fit."""
+    folder = os.path.join(model_dir, model_folder.BEST_CHECKPOINTS)
+    listing = os.path.join(folder, "checkpoint")
+    if not os.path.exists(listing):
+        raise FileNotFoundError(f"{listing}: missing, so no best checkpoint (has training finished an epoch?)")
+    with model_folder.reading(listing, "checkpoint list"):
+        latest = tf.train.latest_checkpoint(folder)
+    if latest is None:
+        raise FileNotFoundError(f"{listing}: names no checkpoint whose .index file exists")
+    _check_trained_config(model.config, model_dir)
+    mismatch = None
+    # A failed restore logs every value it left out when it is released: the error below says it once.
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")
+    try:
+        with model_folder.reading(latest, "checkpoint"):
+            saved = {name for name, _ in tf.train.list_variables(latest)}
+            status = None
+            try:
+                status = tf.train.Checkpoint(model=model).restore(latest)
+                status.assert_consumed()
+            except ValueError as e:  # a variable of another shape: "... incompatible tensor with shape ..."
+                if "shape" not in str(e):
+                    raise
+                mismatch = str(e).splitlines()[0]
+            except AssertionError:
+                status.expect_partial()  # the values left out are listed below, not logged when the model goes
+                built = _variable_names(model)
+                differences = sorted(saved - built - {"_CHECKPOINTABLE_OBJECT_GRAPH"}) + sorted(built - saved)
+                mismatch = f"{', '.join(differences[:3])} in one but not the other"
+        gc.collect()
+    finally:
+        logger.setLevel(level)
+    if mismatch:
+        raise ValueError(f"{latest}: does not match the model {os.path.join(model_dir, model_folder.CONFIG)} "
+                         f"describes: {mismatch}; was a key changed since training?")
+
+
+def _variable_names(model: tf.Module) -> set[str]:
+    """The names tf.train.list_variables gives for a checkpoint of `model`, read off one written."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = tf.train.Checkpoint(model=model).write(os.path.join(folder, "model"))
+        return {name for name, _ in tf.train.list_variables(path)}
+
+
+def _check_trained_config(config, model_dir: str) -> None:
+    trained_path = os.path.join(model_dir, model_folder.TRAINED_CONFIG)
+    if not os.path.exists(trained_path):  # a model folder from before the checkpoint kept its config
+        return
+    trained = type(config).load(trained_path)
+    changed = [key for key, value in dataclasses.asdict(config).items()
+               if key not in TRAINING_KEYS and getattr(trained, key) != value]
+    if changed:
+        key = changed[0]
+        raise ValueError(f"{os.path.join(model_dir, model_folder.CONFIG)}: {key}={json.dumps(getattr(config, key))} "
+                         f"but the checkpoint was trained with {key}={json.dumps(getattr(trained, key))} "
+                         f"({trained_path}); {', '.join(changed)} must be as in training")
