@@ -1,4 +1,4 @@
-"""ner/data: CoNLL reading and validation, tag schemes, tokenizing raw text."""
+"""ner/data: CoNLL reading and validation, tag schemes (tokenizing raw text: test_text.py)."""
 
 import io
 import itertools
@@ -11,7 +11,6 @@ import pytest
 
 from ner.data.conll import InputError, Sentence, format_conll_line, parse_conll, read_conll
 from ner.data.schemes import SCHEMES, allowed_transitions, chunk_spans, convert_tags, detect_scheme
-from ner.data.text import tokenize
 
 CONLL = (
     b"-DOCSTART- -X- -X- O\n"
@@ -387,53 +386,6 @@ def test_names_that_are_not_tags_are_allowed_everywhere(scheme):
     usable = [True, True, True, True, scheme == "iobes", scheme == "iobes"]
     assert start[0] and end[0]
     assert list(transitions[0]) == usable and list(transitions[:, 0]) == usable
-
-
-# ---------------------------------------------------------------- raw text
-
-
-def tokens_with_offsets(text):
-    """Check every offset against the text, then return the tokens."""
-    tokens = tokenize(text)
-    for token, start, end in tokens:
-        assert text[start:end] == token
-    return tokens
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("", []),
-        ("  \t\n ", []),
-        ("Peter  ran\thome.", [("Peter", 0, 5), ("ran", 7, 10), ("home", 11, 15), (".", 15, 16)]),
-        ("I don't know.", [("I", 0, 1), ("do", 2, 4), ("n't", 4, 7), ("know", 8, 12), (".", 12, 13)]),
-        ("can't", [("ca", 0, 2), ("n't", 2, 5)]),
-        ("DON'T", [("DO", 0, 2), ("N'T", 2, 5)]),
-        ("We\u2019ll go", [("We", 0, 2), ("\u2019ll", 2, 5), ("go", 6, 8)]),
-        ("John's car", [("John", 0, 4), ("'s", 4, 6), ("car", 7, 10)]),
-        ("Jones 's", [("Jones", 0, 5), ("'s", 6, 8)]),
-        ("O'Neill's", [("O'Neill", 0, 7), ("'s", 7, 9)]),
-        ("the dogs' bowl", [("the", 0, 3), ("dogs", 4, 8), ("'", 8, 9), ("bowl", 10, 14)]),
-        ("'quoted'", [("'", 0, 1), ("quoted", 1, 7), ("'", 7, 8)]),
-        ("the U.S. and e.g. this",
-         [("the", 0, 3), ("U.S.", 4, 8), ("and", 9, 12), ("e.g.", 13, 17), ("this", 18, 22)]),
-        ("Mr. Smith", [("Mr", 0, 2), (".", 2, 3), ("Smith", 4, 9)]),
-        ("3.5 1,000 12:30", [("3.5", 0, 3), ("1,000", 4, 9), ("12:30", 10, 15)]),
-        ("1, 2.", [("1", 0, 1), (",", 1, 2), ("2", 3, 4), (".", 4, 5)]),
-        ("well-known COVID-19", [("well-known", 0, 10), ("COVID-19", 11, 19)]),
-        ("-x- a--b", [("-", 0, 1), ("x", 1, 2), ("-", 2, 3), ("a", 4, 5), ("--", 5, 7), ("b", 7, 8)]),
-        ("Wait...", [("Wait", 0, 4), ("...", 4, 7)]),
-        ("(a)[b]{c}", [("(", 0, 1), ("a", 1, 2), (")", 2, 3), ("[", 3, 4), ("b", 4, 5), ("]", 5, 6),
-                       ("{", 6, 7), ("c", 7, 8), ("}", 8, 9)]),
-        ('"Hi!?" ;:',
-         [('"', 0, 1), ("Hi", 1, 3), ("!", 3, 4), ("?", 4, 5), ('"', 5, 6), (";", 7, 8), (":", 8, 9)]),
-        ("$5 50%", [("$", 0, 1), ("5", 1, 2), ("50", 3, 5), ("%", 5, 6)]),
-        ("K\u00f6ln \u201cZ\u00fcrich\u201d",
-         [("K\u00f6ln", 0, 4), ("\u201c", 5, 6), ("Z\u00fcrich", 6, 12), ("\u201d", 12, 13)]),
-    ],
-)
-def test_tokenize(text, expected):
-    assert tokens_with_offsets(text) == expected
 
 
 def test_format_conll_line():
