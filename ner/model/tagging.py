@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from ner.data.batching import make_dataset
+from ner.data.batching import padded_batch
 from ner.data.conll import Sentence
 from ner.data.schemes import convert_tags
 
@@ -16,17 +16,16 @@ def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int
     """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
     sorted by length, so padding stays small, and the results come back in input order."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    dataset = make_dataset([sentences[i] for i in order], model.config.feature_columns, batch_size)
     results: list = [None] * len(sentences)
-    position = 0
     with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True,
               leave=False) as bar:
-        for batch in dataset:
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            batch = padded_batch([sentences[i] for i in rows], model.config.feature_columns)
             output = model.predict(batch["words"], batch["lengths"], batch["features"])
             tags, confidence = np.asarray(output["tags"]), np.asarray(output["confidence"])
-            for row, length in enumerate(batch["lengths"].numpy()):
+            for row, (index, length) in enumerate(zip(rows, batch["lengths"])):
                 predicted = convert_tags([t.decode() for t in tags[row, :length]], "iob2", scheme)
-                results[order[position]] = (predicted, confidence[row, :length])
-                position += 1
-            bar.update(len(tags))
+                results[index] = (predicted, confidence[row, :length])
+            bar.update(len(rows))
     return results

@@ -53,6 +53,7 @@ def test_signature_takes_features_only_when_the_model_reads_them(model_dir, feat
 def test_export_replaces_an_older_export_whole(model_dir, tmp_path):
     out = tmp_path / "export"
     out.mkdir()
+    (out / "saved_model.pb").write_bytes(b"an older export's graph")
     (out / "stale.txt").write_text("from an older export")
     export.main(["--model_dir", model_dir, "--out", str(out)])
     assert "stale.txt" not in os.listdir(out) and "saved_model.pb" in os.listdir(out)
