@@ -62,7 +62,7 @@ class Record(NamedTuple):
 def conll_records(data: bytes, name: str, feature_columns=()):
     """The sentences of a CoNLL shard as Records, read leniently: a sentence with a bad line, or
     without the model's feature columns, comes out as its InputError in place of the Record."""
-    for index, item in enumerate(iter_conll(data, name)):
+    for index, item in enumerate(iter_conll(data.split(b"\n"), name)):
         if isinstance(item, Sentence):
             try:
                 check_feature_columns(item, feature_columns, name)
@@ -74,7 +74,7 @@ def conll_records(data: bytes, name: str, feature_columns=()):
 
 def text_records(data: bytes, name: str):
     """The lines of a text shard as Records, a line that is not UTF-8 as its InputError."""
-    for index, item in enumerate(iter_text(data, name)):
+    for index, item in enumerate(iter_text(data.splitlines(), name)):
         yield item if isinstance(item, InputError) else Record(index, item.sentence, item)
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import string
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ner.data.schemes import is_valid_tag
@@ -92,18 +92,18 @@ def parse_conll(data: bytes, name: str, tagged: bool = True) -> list[Sentence]:
     Raises InputError naming `name` and the line number.
     """
     sentences = []
-    for item in iter_conll(data, name, tagged):
+    for item in iter_conll(data.split(b"\n"), name, tagged):
         if isinstance(item, InputError):
             raise item
         sentences.append(item)
     return sentences
 
 
-def iter_conll(data: bytes, name: str, tagged: bool = False) -> Iterator[Sentence | InputError]:
-    """parse_conll's sentences one by one, but lenient: a sentence with a bad line comes out as the
-    InputError of its first bad line, in place of the sentence, and the reading goes on."""
-    if data.startswith(_UTF8_BOM):
-        data = data[len(_UTF8_BOM):]
+def iter_conll(raw_lines: Iterable[bytes], name: str, tagged: bool = False) -> Iterator[Sentence | InputError]:
+    """parse_conll's sentences one by one, as soon as each one ends (so a stream can be tagged as it
+    comes), and lenient: a sentence with a bad line comes out as the InputError of its first bad
+    line, in place of the sentence, and the reading goes on. raw_lines: the input's lines, line
+    feeds removed."""
     lines: list[str] = []
     columns: list[tuple[str, ...]] = []
     start = 0
@@ -116,9 +116,11 @@ def iter_conll(data: bytes, name: str, tagged: bool = False) -> Iterator[Sentenc
         lines, columns, error = [], [], None
         return item
 
-    for line_number, raw in enumerate(data.split(b"\n"), start=1):
+    for line_number, raw in enumerate(raw_lines, start=1):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        if line_number == 1 and raw.startswith(_UTF8_BOM):
+            raw = raw[len(_UTF8_BOM):]
         try:
             line = decode_line(raw, name, line_number)
         except InputError as e:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
@@ -121,10 +121,11 @@ def text_sentence(text: str, number: int) -> TextSentence:
                         tuple((start, end) for _, start, end in tokens))
 
 
-def iter_text(data: bytes, name: str) -> Iterator[TextSentence | InputError]:
+def iter_text(raw_lines: Iterable[bytes], name: str) -> Iterator[TextSentence | InputError]:
     """One sentence per line that holds a token; a line that is not UTF-8 comes out as its
-    InputError, in place of the sentence, and the reading goes on."""
-    for number, raw in enumerate(data.splitlines(), 1):
+    InputError, in place of the sentence, and the reading goes on. raw_lines: the input's lines,
+    line ends removed."""
+    for number, raw in enumerate(raw_lines, 1):
         try:
             item = text_sentence(decode_line(raw, name, number), number)
         except InputError as e:
@@ -137,7 +138,7 @@ def iter_text(data: bytes, name: str) -> Iterator[TextSentence | InputError]:
 def parse_text(data: bytes, name: str) -> list[TextSentence]:
     """iter_text, strict: the first line that is not UTF-8 raises its InputError."""
     items = []
-    for item in iter_text(data, name):
+    for item in iter_text(data.splitlines(), name):
         if isinstance(item, InputError):
             raise item
         items.append(item)

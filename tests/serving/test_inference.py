@@ -86,3 +86,41 @@ def test_missing_model_and_missing_columns_are_reported(feature_model_dir, tmp_p
         inference.main(["--model_dir", feature_model_dir, "--input", str(path)])
     with pytest.raises(SystemExit, match="trained with CoNLL feature columns"):
         inference.main(["--model_dir", feature_model_dir, "--input", str(path), "--format", "text"])
+
+
+def test_stdin_to_stdout_is_a_stream(feature_model_dir, corpus_dir, tmp_path):
+    """Each sentence comes back as soon as its blank line went in, while the pipe stays open; the
+    tags are those of the file mode (in IOB2, the gold column's scheme of the test corpus)."""
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import ROOT
+    source = os.path.join(corpus_dir, "test.txt")
+    pred = tmp_path / "pred.txt"
+    inference.main(["--model_dir", feature_model_dir, "--input", source, "--output", str(pred), "--scheme", "iob2"])
+    expected = pred.read_text(encoding="utf-8").split("\n\n")
+    blocks = open(source, encoding="utf-8").read().split("\n\n")
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", feature_model_dir,
+                                "--input", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(120, process.kill)  # a command that waits for the end of stdin fails, never hangs
+    watchdog.start()
+    try:
+        for block, answer in list(zip(blocks, expected))[:3]:
+            process.stdin.write((block.strip("\n") + "\n\n").encode())
+            process.stdin.flush()
+            lines = []
+            while True:  # the answer arrives while stdin is still open
+                line = process.stdout.readline().decode()
+                assert line, process.stderr.read().decode()
+                if line == "\n":
+                    break
+                lines.append(line.rstrip("\n"))
+            assert "\n".join(lines) == answer.strip("\n")
+        rest = "\n\n".join(block.strip("\n") for block in blocks[3:])
+        out, err = process.communicate(rest.encode(), timeout=120)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert out.decode().strip("\n") == "\n\n".join(expected[3:]).strip("\n")
