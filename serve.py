@@ -7,7 +7,8 @@ POST /tag takes {"text": "a sentence" | ["sentence", ...]}, {"tokens": [word, ..
 feature columns) and answers {"sentences": [{tokens, tags, confidences, entities}, ...]}.
 GET /health, GET /metrics (Prometheus text format), GET / (paste text, see the entities).
 Concurrent requests are tagged together in micro-batches; when more than --max_queue requests
-wait, new ones are answered 503 at once.
+wait, new ones are answered 503 at once. A request body not whole within --body_timeout_s is
+answered 408: a client that sends less than its Content-Length cannot hold a connection for long.
 """
 from __future__ import annotations
 
@@ -35,8 +36,11 @@ def main(argv=None):
                         help="sentences per request; more are answered 413 (default 256)")
     parser.add_argument("--max_tokens", type=positive(int), default=512,
                         help="tokens per sentence; more are answered 413 (default 512)")
+    parser.add_argument("--body_timeout_s", type=positive(float), default=5.0,
+                        help="seconds a request body may take to arrive, counted once its headers have; a body "
+                             "still incomplete then is answered 408 (default 5)")
     args = parser.parse_args(argv)
-    if args.max_wait_ms < 0:
+    if not 0 <= args.max_wait_ms < float("inf"):
         parser.error("--max_wait_ms: expected 0 or more")
 
     # TensorFlow and aiohttp load only once the arguments are known good.
@@ -45,7 +49,7 @@ def main(argv=None):
         tf_options.prefer_plain_cpu_kernels()  # must precede TensorFlow's first import
         from ner.service.http import Limits, serve
         limits = Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
-                        max_tokens=args.max_tokens)
+                        max_tokens=args.max_tokens, body_timeout_s=args.body_timeout_s)
         serve(args.model_dir, args.host, args.port, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
 
 

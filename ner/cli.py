@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 
 # The library reports what a user can fix as ValueError (InputError among them) or OSError.
 USER_ERRORS = (ValueError, OSError)
@@ -18,10 +19,10 @@ def user_errors():
 
 
 def positive(kind):
-    """An argparse type: a number of `kind` greater than 0."""
+    """An argparse type: a finite number of `kind` greater than 0."""
     def parse(text):
         value = kind(text)
-        if value <= 0:
+        if not 0 < value < math.inf:  # NaN fails the comparison too
             raise argparse.ArgumentTypeError(f"expected a positive number, found {text}")
         return value
     return parse

@@ -12,13 +12,15 @@ concurrent requests into one tagging call, a bounded queue, Prometheus metrics a
     GET  /        the web page (web/index.html)
 
 Tagging runs on one worker thread, so the event loop keeps accepting requests while a batch is
-tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch.
+tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A batch
+whose tagging call raises is tagged again request by request, so that one bad request fails alone.
 """
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -41,6 +43,7 @@ MODEL = web.AppKey("model", object)
 MODEL_DIR = web.AppKey("model_dir", str)
 LIMITS = web.AppKey("limits", object)
 PAGE = web.AppKey("page", str)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,7 @@ class Limits:
     max_sentences: int = 256       # per request (413)
     max_tokens: int = 512          # per sentence (413)
     max_text_chars: int = 20000    # per raw-text sentence (413)
+    body_timeout_s: float = 5.0    # from the headers; a body not whole by then is answered 408
 
 
 class RequestError(Exception):
@@ -68,6 +72,20 @@ class Item:
     offsets: tuple[tuple[int, int], ...] | None = None
 
 
+def _check_encodable(text: str, where: str):
+    """Refuses what JSON carries but the model cannot take: a lone surrogate (JSON "\\ud800") is no
+    UTF-8, so TensorFlow would fail to encode the whole micro-batch around it, and a NUL ends a C
+    string, so the C++ runner (frozen folders) would read a shorter token or refuse an empty one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RequestError(400, f"{where}: character {e.start} is U+{ord(text[e.start]):04X}, a lone surrogate, "
+                                "which UTF-8 cannot encode") from None
+    if "\0" in text:
+        raise RequestError(400, f"{where}: character {text.index(chr(0))} is U+0000 (NUL), which the C++ runner's "
+                                "strings cannot carry")
+
+
 def _parse_token(token, where: str, width: int) -> tuple[str, ...]:
     fields = (token,) if isinstance(token, str) else token
     if not isinstance(fields, list | tuple) or not all(isinstance(f, str) for f in fields) or not fields:
@@ -77,6 +95,8 @@ def _parse_token(token, where: str, width: int) -> tuple[str, ...]:
     if len(fields) < width:
         raise RequestError(400, f"{where}: the model reads CoNLL column {width - 1}; expected [word, column1, ..., "
                                 f"column{width - 1}], found {len(fields)} field(s)")
+    for column, field in enumerate(fields):
+        _check_encodable(field, f"{where} column {column}" if column else where)
     return tuple(fields)
 
 
@@ -96,6 +116,7 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
         raise RequestError(400, f"text {number}: expected a string")
     if len(text) > limits.max_text_chars:
         raise RequestError(413, f"text {number}: {len(text)} characters; at most {limits.max_text_chars}")
+    _check_encodable(text, f"text {number}")
     try:
         check_text_input(feature_columns, "the model")
     except ValueError as e:
@@ -144,7 +165,11 @@ class Metrics:
         self.responses = Counter("ner_requests", "Requests answered, by path and HTTP status.", ["path", "code"],
                                  registry=self.registry)
         self.errors = Counter("ner_errors", "Requests answered with a 4xx or 5xx status.", registry=self.registry)
-        self.tagging_errors = Counter("ner_tagging_errors", "Tagging calls that raised.", registry=self.registry)
+        self.tagging_errors = Counter("ner_tagging_errors", "Requests answered 500 because tagging them raised "
+                                      "(alone: a micro-batch whose call raises is retried request by request).",
+                                      registry=self.registry)
+        self.batch_retries = Counter("ner_batch_retries", "Micro-batches of several requests whose tagging call "
+                                     "raised, so that each request was tagged again alone.", registry=self.registry)
         self.sentences = Counter("ner_sentences", "Sentences tagged.", registry=self.registry)
         self.queued = Gauge("ner_queue_requests", "Requests waiting for a batch.", registry=self.registry)
         self.latency = Histogram("ner_request_duration_seconds", "Time to answer POST /tag.", registry=self.registry,
@@ -169,7 +194,9 @@ class MicroBatcher:
     """Gathers the sentences of concurrent requests into one call of `tag` (sentences -> results in
     order), run on one worker thread. A batch starts with the oldest waiting request and takes the
     ones behind it until it holds max_batch sentences or max_wait seconds have passed; a request is
-    never split. At most max_queue requests wait; one more raises QueueFull."""
+    never split. At most max_queue requests wait; one more raises QueueFull. When a batch's call
+    raises, each of its requests is tagged again alone, so that only a request that fails by itself
+    is answered 500."""
 
     def __init__(self, tag, max_batch: int, max_wait: float, max_queue: int, metrics: Metrics):
         self._tag, self.max_batch, self.max_wait = tag, max_batch, max_wait
@@ -225,26 +252,39 @@ class MicroBatcher:
         return batch
 
     async def _run(self):
-        loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
-            sentences = [sentence for request, _ in batch for sentence in request]
-            try:
-                results = await loop.run_in_executor(self._executor, self._tag, sentences)
-            except Exception as error:  # every waiting request gets the error, the service goes on
-                self._metrics.tagging_errors.inc()
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(RequestError(500, f"tagging failed: {error}"))
+            if await self._tag_and_answer(batch):
                 continue
-            self._metrics.batch_sentences.observe(len(sentences))
-            self._metrics.batch_requests.observe(len(batch))
-            self._metrics.sentences.inc(len(sentences))
-            position = 0
+            self._metrics.batch_retries.inc()
             for request, future in batch:
                 if not future.done():  # done: its client has gone
-                    future.set_result(results[position:position + len(request)])
-                position += len(request)
+                    await self._tag_and_answer([(request, future)])
+
+    async def _tag_and_answer(self, batch: list) -> bool:
+        """Tags the batch in one call on the worker thread and answers its requests. False when the
+        call raised for several requests, which are left for the caller to retry; a lone request that
+        fails is answered 500 here, and the service goes on."""
+        sentences = [sentence for request, _ in batch for sentence in request]
+        try:
+            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._tag, sentences)
+        except Exception as error:
+            if len(batch) > 1:
+                return False
+            self._metrics.tagging_errors.inc()
+            future = batch[0][1]
+            if not future.done():
+                future.set_exception(RequestError(500, f"tagging failed: {error}"))
+            return True
+        self._metrics.batch_sentences.observe(len(sentences))
+        self._metrics.batch_requests.observe(len(batch))
+        self._metrics.sentences.inc(len(sentences))
+        position = 0
+        for request, future in batch:
+            if not future.done():  # done: its client has gone
+                future.set_result(results[position:position + len(request)])
+            position += len(request)
+        return True
 
 
 def _error(status: int, message: str, **headers) -> web.Response:
@@ -267,13 +307,27 @@ async def _count_and_explain(request: web.Request, handler):
     return response
 
 
+def _arrived(request: web.Request) -> str:
+    """How much of the body has arrived, for a message."""
+    promised = "" if request.content_length is None else f" of {request.content_length}"
+    return f"{request.content.total_bytes}{promised} bytes"
+
+
 async def _tag(request: web.Request) -> web.Response:
     app = request.app
     model, limits = app[MODEL], app[LIMITS]
     try:
-        body = await request.read()
+        async with asyncio.timeout(limits.body_timeout_s):  # else a client that sends less than it promised holds on
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _error(413, f"request body over {limits.max_body_bytes} bytes")
+    except TimeoutError:
+        response = _error(408, f"request body incomplete after {limits.body_timeout_s:g} s: {_arrived(request)} arrived")
+        response.force_close()  # the rest of the body may still come; the connection cannot serve another request
+        return response
+    except ConnectionError:
+        log.warning("POST /tag: the client at %s disconnected after %s of the body", request.remote, _arrived(request))
+        return _error(499, "client closed the connection")  # nginx's status for it: nobody reads it but /metrics
     try:
         items = parse_request(body, limits, model.config.feature_columns)
     except RequestError as e:

@@ -1,9 +1,11 @@
 """serve.py and http.py: answers against tag_sentences, request limits and errors,
-micro-batching, overload (503, then recovery, every request answered once), metrics, the web page
-in headless Chromium, and the command line."""
+micro-batching, overload (503, then recovery, every request answered once), a bad request or a
+failing batch that fails only its own request, slow and vanishing request bodies, metrics, the web
+page in headless Chromium, and the command line."""
 import asyncio
 import html
 import json
+import logging
 import os
 import re
 import shutil
@@ -13,7 +15,9 @@ import subprocess
 import sys
 import threading
 
+import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -51,6 +55,29 @@ def run_with_client(app, scenario):
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             return await asyncio.wait_for(scenario(client), HANG_GUARD)
     return asyncio.run(main())
+
+
+def run_served(app, scenario):
+    """Runs scenario(port) against the app served the way serve.py serves it: web.run_app's runner
+    lets a handler go on when its client disconnects, where TestServer cancels the handler."""
+    async def main():
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            return await asyncio.wait_for(scenario(runner.addresses[0][1]), HANG_GUARD)
+        finally:
+            await runner.cleanup()
+    return asyncio.run(main())
+
+
+async def send_part_of_a_body(port):
+    """A connection that sent a POST /tag whose Content-Length promises 100 bytes, and 10 of them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /tag HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 100\r\n\r\n" + b'{"text": "')
+    await writer.drain()
+    return reader, writer
 
 
 async def post(client, body):
@@ -123,14 +150,16 @@ def test_model_with_feature_columns_takes_column_tokens(feature_model_dir, test_
     async def scenario(client):
         return [await post(client, {"sentences": [[list(t[:-1]) for t in s.columns] for s in sentences]}),
                 await post(client, {"text": "Paris is nice"}),
-                await post(client, {"tokens": [["Paris", "NNP"]]})]
+                await post(client, {"tokens": [["Paris", "NNP"]]}),
+                await post(client, {"tokens": [["Paris", "NNP", "B-NP"], ["is", "VBZ", "B-VP\ud800"]]})]
 
-    (ok, body), (text_status, text_error), (short_status, short_error) = run_with_client(
-        http.make_app(model, "tiny_features"), scenario)
+    (ok, body), (text_status, text_error), (short_status, short_error), (column_status, column_error) = \
+        run_with_client(http.make_app(model, "tiny_features"), scenario)
     assert ok == 200
     assert [a["tags"] for a in body["sentences"]] == [tags for tags, _ in expected]
     assert text_status == 400 and "feature columns" in text_error["error"]
     assert short_status == 400 and "sentence 0 token 0" in short_error["error"]
+    assert column_status == 400 and "sentence 0 token 1 column 2: character 4 is U+D800" in column_error["error"]
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -147,6 +176,11 @@ def test_model_with_feature_columns_takes_column_tokens(feature_model_dir, test_
     (b'{"tokens": ' + json.dumps(["a"] * 9).encode() + b"}", 413, "sentence 0: 9 tokens; at most 8"),
     (b'{"text": "' + b"a " * 9 + b'"}', 413, "text 0: 9 tokens; at most 8"),
     (b'{"text": "' + b"a" * 300 + b'"}', 413, "request body over 256 bytes"),
+    (b'{"tokens": ["a", "b", "\\ud800"]}', 400, "sentence 0 token 2: character 0 is U+D800, a lone surrogate"),
+    (b'{"sentences": [["a"], ["b\\udfff"]]}', 400, "sentence 1 token 0: character 1 is U+DFFF"),
+    (b'{"text": ["a", "Anna \\ud800 b"]}', 400, "text 1: character 5 is U+D800"),
+    (b'{"tokens": ["a\\u0000b"]}', 400, "sentence 0 token 0: character 1 is U+0000 (NUL)"),
+    (b'{"text": "a \\u0000"}', 400, "text 0: character 2 is U+0000 (NUL)"),
     (b'[' * 100000 + b']' * 100000, 413, "request body over 256 bytes"),
 ])
 def test_bad_requests_get_a_status_and_a_message(model, body, status, message):
@@ -271,6 +305,111 @@ def test_a_failing_tagging_call_answers_500_and_the_service_goes_on(model):
     assert failed == (500, {"error": "tagging failed: out of memory"})
     assert worked[0] == 200 and worked[1]["sentences"][0]["tokens"] == ["second", "try"]
     assert metric(metrics, "ner_tagging_errors_total") == 1
+    assert metric(metrics, "ner_batch_retries_total") == 0  # a lone request is not tagged again
+
+
+def test_a_lone_surrogate_gets_400_and_the_requests_around_it_their_tags(model, test_sentences):
+    """A lone surrogate is legal JSON but no UTF-8: it used to fail the encoding of the whole
+    micro-batch it was in. A surrogate pair (an emoji, escaped by json.dumps) is fine."""
+    words = [list(s.words) for s in test_sentences[:40]] + [["Anna", "\U0001F600", "Lisbon"]]
+    expected = reference(model, words)
+    gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+
+    async def scenario(client):
+        first = asyncio.create_task(post(client, {"tokens": words[0]}))
+        await until(gate.entered.is_set)  # the worker is held, so every request below joins one batch
+        crowd = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:20]]
+        crowd.append(asyncio.create_task(post(client, {"tokens": ["Anna", "met", "\ud800", "Klaus"]})))
+        crowd += [asyncio.create_task(post(client, {"tokens": w})) for w in words[20:]]
+        await until(lambda: sum(task.done() for task in crowd) + client.server.app[http.BATCHER].queued == len(crowd))
+        gate.opened.set()
+        return await asyncio.gather(first, *crowd)
+
+    answers = run_with_client(app, scenario)
+    bad = answers.pop(20)
+    assert bad == (400, {"error": "sentence 0 token 2: character 0 is U+D800, a lone surrogate, which UTF-8 cannot encode"})
+    assert [status for status, _ in answers] == [200] * len(words)
+    for (_, body), (tags, confidences) in zip(answers, expected):
+        assert body["sentences"][0]["tags"] == tags
+        assert body["sentences"][0]["confidences"] == pytest.approx(confidences, abs=1e-3)  # padded in a batch of 40
+    assert gate.calls == [1, len(words) - 1]
+
+
+def test_a_failing_batch_is_tagged_again_request_by_request(model, test_sentences):
+    """Whatever makes a batch's call raise fails only the request that fails alone."""
+    words = [list(s.words) for s in test_sentences[:10]]
+    expected = reference(model, words)
+    poisoned = words[4]
+
+    def fails_on_poisoned(sentences):
+        if any(list(s.words) == poisoned for s in sentences):
+            raise ValueError("cannot tag this one")
+        return tag_sentences(model, sentences, "iob2", 64)
+
+    gate = Gate(fails_on_poisoned, closed=True)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+
+    async def scenario(client):
+        first = asyncio.create_task(post(client, {"tokens": words[0]}))
+        await until(gate.entered.is_set)
+        rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
+        await until(lambda: client.server.app[http.BATCHER].queued == 9)
+        gate.opened.set()
+        answers = await asyncio.gather(first, *rest)
+        return answers, await (await client.get("/metrics")).text()
+
+    answers, metrics = run_with_client(app, scenario)
+    assert answers[4] == (500, {"error": "tagging failed: cannot tag this one"})
+    del answers[4], expected[4]
+    assert [status for status, _ in answers] == [200] * 9
+    assert [(body["sentences"][0]["tags"], body["sentences"][0]["confidences"]) for _, body in answers] == expected
+    assert gate.calls == [1, 9] + [1] * 9  # the first alone, the batch of 9, then each of them alone
+    assert metric(metrics, "ner_tagging_errors_total") == 1
+    assert metric(metrics, "ner_batch_retries_total") == 1
+    assert metric(metrics, "ner_requests_total", path="/tag", code="500") == 1
+
+
+def test_a_body_shorter_than_its_content_length_gets_408(model):
+    app = http.make_app(model, "tiny", limits=http.Limits(body_timeout_s=0.5))
+
+    async def scenario(port):
+        reader, writer = await send_part_of_a_body(port)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)  # generous: the timeout is 0.5 s
+        length = int(re.search(rb"\r\nContent-Length: (\d+)", head)[1])
+        body = json.loads(await reader.readexactly(length))
+        writer.close()
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+            after = await post(session, {"text": "still serving"})
+            metrics = await (await session.get("/metrics")).text()
+        return head, body, after, metrics
+
+    head, body, after, metrics = run_served(app, scenario)
+    assert head.startswith(b"HTTP/1.1 408 ") and b"\r\nConnection: close\r\n" in head
+    assert body == {"error": "request body incomplete after 0.5 s: 10 of 100 bytes arrived"}
+    assert after[0] == 200
+    assert metric(metrics, "ner_requests_total", path="/tag", code="408") == 1
+
+
+def test_a_client_that_disconnects_mid_body_logs_one_line(model, caplog):
+    caplog.set_level(logging.INFO)
+    app = http.make_app(model, "tiny")
+
+    async def scenario(port):
+        _, writer = await send_part_of_a_body(port)
+        writer.close()
+        await until(lambda: any(record.exc_info or record.name == "ner.service.http" for record in caplog.records))
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as session:
+            after = await post(session, {"text": "still serving"})
+            metrics = await (await session.get("/metrics")).text()
+        return after, metrics
+
+    after, metrics = run_served(app, scenario)
+    assert [record.getMessage() for record in caplog.records if record.exc_info] == []  # no traceback
+    assert [record.getMessage() for record in caplog.records if record.name == "ner.service.http"] == [
+        "POST /tag: the client at 127.0.0.1 disconnected after 10 of 100 bytes of the body"]
+    assert after[0] == 200
+    assert metric(metrics, "ner_requests_total", path="/tag", code="499") == 1
 
 
 def chromium():
@@ -352,3 +491,6 @@ def test_serve_py_reports_a_bad_model_folder_and_bad_flags(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", "x", "--max_queue", "0"],
                           capture_output=True, cwd=ROOT)
     assert done.returncode == 2 and b"--max_queue: expected a positive number" in done.stderr
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", "x", "--body_timeout_s", "0"],
+                          capture_output=True, cwd=ROOT)
+    assert done.returncode == 2 and b"--body_timeout_s: expected a positive number" in done.stderr
