@@ -33,6 +33,7 @@ import results  # noqa: E402
 
 from ner import model_folder  # noqa: E402
 from ner.data import conll  # noqa: E402
+from ner.model.tagging import tag_sentences  # noqa: E402
 from ner.serving import loaders  # noqa: E402
 
 
@@ -51,6 +52,22 @@ def latencies_ms(predict, sentences, feature_columns) -> list[float]:
         predict(*inputs)
         times.append((time.perf_counter() - start) * 1000)
     return times[1:]
+
+
+def tagging_overhead_ms(model, sentences, feature_columns) -> tuple[list[float], list[float]]:
+    """model.predict alone against tag_sentences (what inference.py, the service and Beam call)
+    on each sentence alone, taking turns so that a change in load hits both alike -> (ms per
+    predict call, ms per tag_sentences call), the first sentence left out."""
+    predict_times, tagging_times = [], []
+    for sentence in sentences:
+        inputs = single_inputs(sentence, feature_columns)
+        start = time.perf_counter()
+        model.predict(*inputs)
+        predict_times.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        tag_sentences(model, [sentence], "iob2", 1)
+        tagging_times.append((time.perf_counter() - start) * 1000)
+    return predict_times[1:], tagging_times[1:]
 
 
 def stages(frozen: loaders.FrozenTagger) -> list[tuple[str, list[str]]]:
@@ -107,6 +124,7 @@ def main(argv=None):
     parser.add_argument("--tagger", default=os.path.join(ROOT, "build", "cc", "tagger"), help="the C++ runner")
     parser.add_argument("--record", action="store_true", help="add the medians to experiments/results.json")
     args = parser.parse_args(argv)
+    tf_options.limit_threads(1)  # the checkpoint and the SavedModel run eagerly: one thread, process-wide
     sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
     frozen_dir = os.path.join(args.model_dir, model_folder.FROZEN_DIR)
     frozen = loaders.FrozenTagger(frozen_dir, threads=1)
@@ -127,10 +145,15 @@ def main(argv=None):
           f"median {medians['latency_ms_python_session_1thread']:.3f} ms per sentence")
     export_dir = os.path.join(args.model_dir, model_folder.EXPORT_DIR)
     if os.path.isdir(export_dir):
-        tf_options.limit_threads(1)  # the SavedModel runs eagerly: one thread is set process-wide
         exported_times = latencies_ms(loaders.ExportedTagger(export_dir).predict, sentences, columns)
         print(f"Python, SavedModel:     mean {statistics.mean(exported_times):.3f} ms, "
               f"median {statistics.median(exported_times):.3f} ms per sentence")
+    predict_times, tagging_times = tagging_overhead_ms(loaders.load_checkpoint(args.model_dir), sentences, columns)
+    medians["latency_ms_predict_checkpoint_1thread"] = statistics.median(predict_times)
+    medians["latency_ms_tag_sentences_checkpoint_1thread"] = statistics.median(tagging_times)
+    print(f"checkpoint, predict:    median {statistics.median(predict_times):.3f} ms per sentence; tag_sentences "
+          f"around it: median {statistics.median(tagging_times):.3f} ms "
+          f"({statistics.median(tagging_times) / statistics.median(predict_times):.2f}x)")
     if os.path.exists(args.tagger):
         mean, median = cpp_latency_ms(args.tagger, frozen_dir, args.input)
         medians["latency_ms_cpp_1thread"] = median
