@@ -275,6 +275,8 @@ def test_beam_tag_reports_bad_arguments(feature_model_dir, tmp_path):
                           "--output", tmp_path / "out", "--format", "text"), "trained with CoNLL feature columns")
     assert_user_error(run("beam_tag.py", "--model_dir", tmp_path / "none", "--input", tmp_path / "*.txt",
                           "--output", tmp_path / "out"), "config.json")
+    assert_user_error(run("beam_tag.py", "--model_dir", feature_model_dir, "--input", tmp_path / "*.txt",
+                          "--output", tmp_path / "a.txt"), "--output", "is a file, expected a folder")
 
 
 def test_no_command_writes_over_its_input(model_dir, corpus_dir, tmp_path):

@@ -34,7 +34,7 @@ from apache_beam.options.pipeline_options import (  # noqa: E402  (after the fil
     StandardOptions,
 )
 
-from ner import model_folder  # noqa: E402  (after the filter: Beam warns on import)
+from ner import model_folder, paths  # noqa: E402  (after the filter: Beam warns on import)
 from ner.config import Config  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on import)
     InputError,
@@ -228,6 +228,7 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         batch_size: int = 256, beam_args: list[str] = ()) -> int:
     """beam_tag.py's one call: tags every shard; returns 1 when malformed records were left out, else 0."""
     shards = match_shards(pattern)
+    paths.output_folder(output, "--output")  # a local path that is a file; other file systems say so later
     for shard in shards:  # on a local file system: OUTPUT/<shard name> must not be the shard itself
         if os.path.exists(shard) and os.path.isdir(output) and os.path.samefile(os.path.dirname(shard), output):
             raise ValueError(f"{output}: --output is the folder of the input shard {shard}; writing there would "
