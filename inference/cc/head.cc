@@ -2,33 +2,25 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
 namespace {
 
-std::vector<float> Numbers(const nlohmann::json& object, const char* key, size_t count, const std::string& where) {
-  auto value = object.find(key);
-  std::vector<const nlohmann::json*> items;
-  if (value != object.end() && value->is_array()) {
-    for (const nlohmann::json& item : *value) {
-      if (item.is_array()) {
-        for (const nlohmann::json& inner : item) items.push_back(&inner);
-      } else {
-        items.push_back(&item);
-      }
-    }
-  }
-  if (items.size() != count) {
-    throw std::runtime_error(where + ": expected " + std::to_string(count) + " numbers in head \"" + key + "\"");
-  }
-  std::vector<float> numbers;
-  for (const nlohmann::json* item : items) {
-    if (!item->is_number()) throw std::runtime_error(where + ": head \"" + key + "\" holds a non-number");
-    numbers.push_back(static_cast<float>(item->get<double>()));  // written from float32 values: exact
-  }
-  return numbers;
+// Whether `values` is a list of `count` numbers that fit a float32 (loaders.py's _floats).
+bool IsFloats(const nlohmann::json& values, size_t count) {
+  return values.is_array() && values.size() == count &&
+         std::all_of(values.begin(), values.end(), [](const nlohmann::json& value) {
+           return value.is_number() && std::abs(value.get<double>()) <= std::numeric_limits<float>::max();
+         });
+}
+
+// Exact: the values were written from float32s.
+void AppendFloats(const nlohmann::json& values, std::vector<float>* floats) {
+  for (const nlohmann::json& value : values) floats->push_back(static_cast<float>(value.get<double>()));
 }
 
 // log(sum(exp(values))) of `count` values.
@@ -42,26 +34,37 @@ double LogSumExp(const double* values, int count) {
 }  // namespace
 
 Head::Head(const nlohmann::json& description, const std::string& where) {
-  // find() is end() on a non-object too, so a "head" that is no object reads as one without members.
+  // The checks and messages of loaders.py's _check_head, which refuses the same heads.
+  if (!description.is_object()) throw std::runtime_error(where + ": expected an object \"head\"");
   auto type = description.find("type");
+  if (type == description.end() || (*type != "crf" && *type != "softmax")) {
+    throw std::runtime_error(where + ": expected head \"type\" to be \"crf\" or \"softmax\"");
+  }
   auto tags = description.find("tags");
-  if (type == description.end() || !type->is_string() || tags == description.end() || !tags->is_array() ||
-      tags->empty()) {
-    throw std::runtime_error(where + ": head needs a \"type\" and a non-empty \"tags\" list");
+  if (tags == description.end() || !tags->is_array() || tags->empty() ||
+      !std::all_of(tags->begin(), tags->end(), [](const nlohmann::json& tag) { return tag.is_string(); })) {
+    throw std::runtime_error(where + ": expected head \"tags\" to be a non-empty list of strings");
   }
-  for (const nlohmann::json& tag : *tags) {
-    if (!tag.is_string()) throw std::runtime_error(where + ": head \"tags\" holds a non-string");
-    tag_names_.push_back(tag.get<std::string>());
-  }
-  const auto& type_name = type->get_ref<const std::string&>();
+  for (const nlohmann::json& tag : *tags) tag_names_.push_back(tag.get<std::string>());
+  crf_ = *type == "crf";
+  if (!crf_) return;
   size_t n = tag_names_.size();
-  if (type_name == "crf") {
-    crf_ = true;
-    transitions_ = Numbers(description, "transitions", n * n, where);
-    start_ = Numbers(description, "start", n, where);
-    end_ = Numbers(description, "end", n, where);
-  } else if (type_name != "softmax") {
-    throw std::runtime_error(where + ": unknown head type \"" + type_name + "\"");
+  std::string tag_count = std::to_string(n);
+  auto transitions = description.find("transitions");
+  auto is_row = [n](const nlohmann::json& row) { return IsFloats(row, n); };
+  if (transitions == description.end() || !transitions->is_array() || transitions->size() != n ||
+      !std::all_of(transitions->begin(), transitions->end(), is_row)) {
+    throw std::runtime_error(where + ": expected head \"transitions\" to be " + tag_count + " lists of " + tag_count +
+                             " float32 numbers (the head has " + tag_count + " tags)");
+  }
+  for (const nlohmann::json& row : *transitions) AppendFloats(row, &transitions_);
+  for (auto [key, scores] : {std::pair{"start", &start_}, std::pair{"end", &end_}}) {
+    auto values = description.find(key);
+    if (values == description.end() || !IsFloats(*values, n)) {
+      throw std::runtime_error(where + ": expected head \"" + key + "\" to be a list of " + tag_count +
+                               " float32 numbers (the head has " + tag_count + " tags)");
+    }
+    AppendFloats(*values, scores);
   }
 }
 

@@ -15,7 +15,8 @@ class Head {
  public:
   // From serving.json's "head": {"type": "crf"|"softmax", "tags": [...], and for a CRF
   // "transitions" [N][N] (indexed [previous][next]), "start" [N], "end" [N]}. Throws
-  // std::runtime_error naming `where` when the description is malformed.
+  // std::runtime_error naming `where` when the description is malformed (the checks and
+  // messages of ner/serving/loaders.py's _check_head).
   Head(const nlohmann::json& description, const std::string& where);
 
   int num_tags() const { return static_cast<int>(tag_names_.size()); }

@@ -3,6 +3,8 @@
 // one padded batch to a session whose executor TensorFlow caches after the first call. When
 // serving.json describes the head (freeze.py writes it), the session stops at the emission
 // scores and the head runs natively (head.h); otherwise the graph's tags and confidences are read.
+// serving.json is checked whole when a folder is opened, by the rules of ner/serving/loaders.py,
+// so that both refuse the same manifests with the same messages (`<path>: expected ...`).
 #include "tagger.h"
 
 #include <tensorflow/c/c_api.h>
@@ -13,7 +15,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -31,7 +35,16 @@ namespace {
 // Bounds the memory of one call: a padded batch holds at most this many token slots.
 constexpr int64_t kMaxBatchSlots = int64_t{1} << 24;
 constexpr std::streamsize kMaxManifestBytes = 1 << 20;
-constexpr int kMaxManifestDepth = 64;  // deeper nesting is no manifest: refused as malformed
+constexpr int kMaxManifestDepth = 64;  // containers nested in one another; deeper is no manifest
+// Feature columns are ints in the C API, and the runner (main.cc) counts column + 1 fields.
+constexpr int64_t kMaxFeatureColumn = std::numeric_limits<int>::max() - 1;
+
+// The dtype that tagging feeds or reads, and its name in messages (TensorFlow's).
+struct TensorKind {
+  TF_DataType dtype;
+  const char* name;
+};
+constexpr TensorKind kStrings{TF_STRING, "string"}, kInt32s{TF_INT32, "int32"}, kFloats{TF_FLOAT, "float32"};
 
 thread_local std::string last_error;
 
@@ -41,54 +54,172 @@ struct StatusDeleter {
 struct GraphDeleter {
   void operator()(TF_Graph* graph) const { TF_DeleteGraph(graph); }
 };
+struct SessionOptionsDeleter {
+  void operator()(TF_SessionOptions* options) const { TF_DeleteSessionOptions(options); }
+};
 struct TensorDeleter {
   void operator()(TF_Tensor* tensor) const { TF_DeleteTensor(tensor); }
 };
 using Status = std::unique_ptr<TF_Status, StatusDeleter>;
 using Graph = std::unique_ptr<TF_Graph, GraphDeleter>;
 using Tensor = std::unique_ptr<TF_Tensor, TensorDeleter>;
+using SessionOptions = std::unique_ptr<TF_SessionOptions, SessionOptionsDeleter>;
 
 void Check(TF_Status* status, const std::string& doing) {
   if (TF_GetCode(status) != TF_OK) throw std::runtime_error(doing + ": " + TF_Message(status));
 }
 
+// folder/name as Python's os.path.join writes it, so that messages name files alike.
+std::string Join(const std::string& folder, const std::string& name) {
+  return folder.empty() || folder.back() == '/' ? folder + name : folder + "/" + name;
+}
+
+// A file's bytes; one longer than `limit` bytes (0: no limit) is refused without reading the rest.
 std::string ReadFile(const std::string& path, std::streamsize limit) {
   std::ifstream file(path, std::ios::binary);
-  if (!file) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-  std::ostringstream content;
-  content << file.rdbuf();
-  if (file.bad()) throw std::runtime_error("cannot read " + path);
-  std::string text = content.str();
-  if (limit > 0 && static_cast<std::streamsize>(text.size()) > limit) throw std::runtime_error(path + " is too large");
+  if (!file) throw std::runtime_error(path + ": cannot read (" + std::strerror(errno) + ")");
+  std::string text;
+  if (limit > 0) {
+    text.resize(static_cast<size_t>(limit) + 1);
+    file.read(text.data(), limit + 1);
+    text.resize(static_cast<size_t>(file.gcount()));
+    if (static_cast<std::streamsize>(text.size()) > limit) {
+      throw std::runtime_error(path + ": expected at most " + std::to_string(limit) + " bytes");
+    }
+  } else {
+    std::ostringstream content;
+    content << file.rdbuf();
+    text = content.str();
+  }
+  if (file.bad()) throw std::runtime_error(path + ": cannot read");
   return text;
 }
 
-// serving.json, parsed; every error names `path` (nlohmann's own messages name no file).
+// folder/name, checked to be a regular file whose real path lies inside the folder's, so that
+// neither a name nor a link in a model folder leads out of it (loaders.py's _file_inside).
+std::string FileInside(const std::string& folder, const std::string& name) {
+  namespace fs = std::filesystem;
+  std::string path = Join(folder, name);
+  std::error_code error;
+  fs::path real = fs::canonical(path, error);
+  if (error) throw std::runtime_error(path + ": cannot read (" + error.message() + ")");
+  fs::path real_folder = fs::canonical(folder, error);
+  if (error) throw std::runtime_error(folder + ": cannot read (" + error.message() + ")");
+  if (std::mismatch(real_folder.begin(), real_folder.end(), real.begin(), real.end()).first != real_folder.end()) {
+    throw std::runtime_error(path + ": expected a file inside " + folder + ", found a link to " + real.string());
+  }
+  if (!fs::is_regular_file(real, error)) throw std::runtime_error(path + ": expected a regular file");
+  return path;
+}
+
+// serving.json, parsed; every error names `path` (nlohmann's own messages name no file). Beyond
+// JSON's rules it refuses deep nesting and NUL characters, which no C string can hold.
 nlohmann::json ReadManifest(const std::string& path) {
   std::string text = ReadFile(path, kMaxManifestBytes);
-  auto bound_depth = [&path](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-    if (depth > kMaxManifestDepth) {
-      throw std::runtime_error(path + ": JSON nested more than " + std::to_string(kMaxManifestDepth) + " levels deep");
+  auto check = [&path](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    using Event = nlohmann::json::parse_event_t;
+    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxManifestDepth) {
+      throw std::runtime_error(path + ": expected JSON nested at most " + std::to_string(kMaxManifestDepth) +
+                               " levels deep");
+    }
+    if ((event == Event::key || event == Event::value) && parsed.is_string() &&
+        parsed.get_ref<const std::string&>().find('\0') != std::string::npos) {
+      throw std::runtime_error(path + ": expected text without NUL characters");
     }
     return true;
   };
+  nlohmann::json manifest;
   try {
-    return nlohmann::json::parse(text, bound_depth);
+    manifest = nlohmann::json::parse(text, check);
   } catch (const nlohmann::json::parse_error& e) {
     throw std::runtime_error(path + ": invalid JSON at byte " + std::to_string(e.byte) + ": " +
                              utf8::EscapeInvalid(e.what()));
   } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
     throw std::runtime_error(path + ": invalid JSON: " + utf8::EscapeInvalid(e.what()));
   }
+  if (!manifest.is_object()) throw std::runtime_error(path + ": expected a JSON object");
+  return manifest;
 }
 
 // find() on a non-object is end(), so a member of something that is no object reads as missing.
-const std::string& StringMember(const nlohmann::json& object, const char* key, const std::string& where) {
+// `parent` names the object that holds the member, when it is not the manifest itself.
+const std::string& StringMember(const nlohmann::json& object, const char* key, const std::string& where,
+                                const char* parent = nullptr) {
   auto value = object.find(key);
   if (value == object.end() || !value->is_string()) {
-    throw std::runtime_error(where + ": expected a string \"" + key + "\"");
+    throw std::runtime_error(where + ": expected a string \"" + key + "\"" +
+                             (parent == nullptr ? "" : std::string(" in \"") + parent + "\""));
   }
   return value->get_ref<const std::string&>();
+}
+
+const nlohmann::json& ObjectMember(const nlohmann::json& object, const char* key, const std::string& where) {
+  auto value = object.find(key);
+  if (value == object.end() || !value->is_object()) {
+    throw std::runtime_error(where + ": expected an object \"" + key + "\"");
+  }
+  return *value;
+}
+
+// What serving.json says, checked whole (loaders.py's _check_manifest, in the same order).
+struct Manifest {
+  std::string graph, init_op;                // frozen folders only
+  std::string words, lengths, features;      // features only for a model that reads feature columns
+  std::string emissions, tags, confidence;   // emissions when the head runs natively, else tags and confidence
+  std::vector<int> feature_columns;
+  std::unique_ptr<Head> head;
+};
+
+Manifest ParseManifest(const nlohmann::json& json, const std::string& path, bool frozen) {
+  Manifest manifest;
+  if (frozen) {
+    manifest.graph = StringMember(json, "graph", path);
+    const std::string& graph = manifest.graph;
+    if (graph.empty() || graph == "." || graph == ".." || graph.find('/') != std::string::npos) {
+      throw std::runtime_error(path + ": expected \"graph\" to be a file name inside the folder, found \"" + graph +
+                               "\"");
+    }
+    manifest.init_op = StringMember(json, "init_op", path);
+  }
+  const nlohmann::json& inputs = ObjectMember(json, "inputs", path);
+  const nlohmann::json& outputs = ObjectMember(json, "outputs", path);
+  // A non-negative integer parses as unsigned, so 2.0 and -1 are no column numbers.
+  auto is_column = [](const nlohmann::json& column) {
+    return column.is_number_unsigned() && column.get<uint64_t>() >= 1 &&
+           column.get<uint64_t>() <= static_cast<uint64_t>(kMaxFeatureColumn);
+  };
+  auto columns = json.find("feature_columns");
+  if (columns == json.end() || !columns->is_array() || !std::all_of(columns->begin(), columns->end(), is_column)) {
+    throw std::runtime_error(path + ": expected \"feature_columns\" to be a list of column numbers from 1 to " +
+                             std::to_string(kMaxFeatureColumn));
+  }
+  for (const nlohmann::json& column : *columns) manifest.feature_columns.push_back(column.get<int>());
+  manifest.words = StringMember(inputs, "words", path, "inputs");
+  manifest.lengths = StringMember(inputs, "lengths", path, "inputs");
+  if (!manifest.feature_columns.empty()) {
+    manifest.features = StringMember(inputs, "features", path, "inputs");
+  } else if (inputs.contains("features")) {
+    throw std::runtime_error(path + ": expected no \"features\" in \"inputs\", as \"feature_columns\" is empty");
+  }
+  auto head = json.find("head");
+  if (head != json.end()) {
+    manifest.head = std::make_unique<Head>(*head, path);
+    manifest.emissions = StringMember(outputs, "emissions", path, "outputs");
+  } else {
+    manifest.tags = StringMember(outputs, "tags", path, "outputs");
+    manifest.confidence = StringMember(outputs, "confidence", path, "outputs");
+  }
+  return manifest;
+}
+
+// The message of emission scores that do not fit the head; dims: the shape, -1 where unknown.
+std::string EmissionsMismatch(const std::string& path, const std::string& name, int num_tags,
+                              const std::vector<int64_t>& dims) {
+  std::string shape;
+  for (int64_t dim : dims) shape += (shape.empty() ? "" : ", ") + (dim < 0 ? std::string("?") : std::to_string(dim));
+  std::string n = std::to_string(num_tags);
+  return path + ": expected the graph's emissions " + name + " to be scores [batch, time, " + n + "] for the head's " +
+         n + " tags, found shape [" + shape + "]";
 }
 
 // ConfigProto bytes for the thread counts: a two-field protobuf, written by hand because the
@@ -163,7 +294,9 @@ Result Guarded(Result on_error, Body body) {
 struct Tagger {
   Graph graph;
   TF_Session* session = nullptr;
+  std::string manifest_path;  // named by every error about what serving.json says
   TF_Output words{}, lengths{}, features{}, tags{}, confidence{}, emissions{};
+  std::string emissions_name;
   std::vector<int> feature_columns;
   std::unique_ptr<Head> head;  // set when the head runs natively on `emissions`
 
@@ -174,13 +307,50 @@ struct Tagger {
     TF_DeleteSession(session, status.get());
   }
 
-  TF_Output Output(const std::string& name) const {
+  // The tensor serving.json names "operation:index", checked to exist with the dtype that tagging
+  // feeds or reads; `what` says where the manifest names it, e.g. "words" in "inputs".
+  TF_Output Output(const std::string& name, TensorKind kind, const std::string& what) const {
     size_t colon = name.rfind(':');
-    std::string op = name.substr(0, colon);
-    int index = colon == std::string::npos ? 0 : std::atoi(name.c_str() + colon + 1);
-    TF_Operation* operation = TF_GraphOperationByName(graph.get(), op.c_str());
-    if (operation == nullptr) throw std::runtime_error("the graph has no tensor " + name);
-    return {operation, index};
+    std::string index = colon == std::string::npos ? "" : name.substr(colon + 1);
+    auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (index.empty() || index.size() > 9 || !std::all_of(index.begin(), index.end(), is_digit)) {
+      throw std::runtime_error(manifest_path + ": expected " + what +
+                               " to name a tensor as \"operation:index\", found \"" + name + "\"");
+    }
+    TF_Output output{TF_GraphOperationByName(graph.get(), name.substr(0, colon).c_str()), std::stoi(index)};
+    if (output.oper == nullptr || output.index >= TF_OperationNumOutputs(output.oper)) {
+      throw std::runtime_error(manifest_path + ": expected the graph to have a tensor " + name + " (" + what + ")");
+    }
+    if (TF_OperationOutputType(output) != kind.dtype) {
+      throw std::runtime_error(manifest_path + ": expected " + name + " (" + what + ") to have dtype " + kind.name);
+    }
+    return output;
+  }
+
+  // The tensors that the manifest names, in the order of loaders.py's _check_graph. The emission
+  // scores must be as wide as the head has tags wherever the graph's static shape says (tagging
+  // checks the rest).
+  void Bind(const Manifest& manifest) {
+    words = Output(manifest.words, kStrings, "\"words\" in \"inputs\"");
+    lengths = Output(manifest.lengths, kInt32s, "\"lengths\" in \"inputs\"");
+    if (!manifest.feature_columns.empty()) features = Output(manifest.features, kStrings, "\"features\" in \"inputs\"");
+    if (manifest.head == nullptr) {
+      tags = Output(manifest.tags, kStrings, "\"tags\" in \"outputs\"");
+      confidence = Output(manifest.confidence, kFloats, "\"confidence\" in \"outputs\"");
+      return;
+    }
+    emissions = Output(manifest.emissions, kFloats, "\"emissions\" in \"outputs\"");
+    emissions_name = manifest.emissions;
+    Status status(TF_NewStatus());
+    int rank = TF_GraphGetTensorNumDims(graph.get(), emissions, status.get());  // -1: unknown
+    std::vector<int64_t> dims(std::max(rank, 0));
+    if (rank > 0) TF_GraphGetTensorShape(graph.get(), emissions, dims.data(), rank, status.get());
+    Check(status.get(), manifest_path + ": reading the shape of " + emissions_name);
+    if (rank < 0) return;
+    int num_tags = manifest.head->num_tags();
+    if (rank != 3 || (dims[2] >= 0 && dims[2] != num_tags)) {
+      throw std::runtime_error(EmissionsMismatch(manifest_path, emissions_name, num_tags, dims));
+    }
   }
 };
 
@@ -192,22 +362,28 @@ struct TaggerResult {
 
 namespace {
 
-// A frozen folder: imports the graph, starts a session and runs the op that fills the tables.
-void LoadFrozen(const char* folder, const nlohmann::json& manifest, const std::string& manifest_path,
-                const TF_SessionOptions* options, Tagger* tagger, TF_Status* status) {
-  std::string graph_bytes = ReadFile(std::string(folder) + "/" + StringMember(manifest, "graph", manifest_path), 0);
+// A frozen folder: imports the graph, checks what the manifest names in it, starts a session and
+// runs the op that fills the tables.
+void LoadFrozen(const std::string& folder, const Manifest& manifest, const TF_SessionOptions* options, Tagger* tagger) {
+  std::string graph_path = FileInside(folder, manifest.graph);
+  std::string graph_bytes = ReadFile(graph_path, 0);
+  Status status(TF_NewStatus());
   TF_Buffer* buffer = TF_NewBufferFromString(graph_bytes.data(), graph_bytes.size());
   TF_ImportGraphDefOptions* import_options = TF_NewImportGraphDefOptions();
-  TF_GraphImportGraphDef(tagger->graph.get(), buffer, import_options, status);
+  TF_GraphImportGraphDef(tagger->graph.get(), buffer, import_options, status.get());
   TF_DeleteImportGraphDefOptions(import_options);
   TF_DeleteBuffer(buffer);
-  if (TF_GetCode(status) != TF_OK) return;
-  const std::string& init_name = StringMember(manifest, "init_op", manifest_path);
-  TF_Operation* init = TF_GraphOperationByName(tagger->graph.get(), init_name.c_str());
-  if (init == nullptr) throw std::runtime_error("the graph has no op " + init_name);
-  tagger->session = TF_NewSession(tagger->graph.get(), options, status);
-  if (TF_GetCode(status) != TF_OK) return;
-  TF_SessionRun(tagger->session, nullptr, nullptr, nullptr, 0, nullptr, nullptr, 0, &init, 1, nullptr, status);
+  Check(status.get(), graph_path + ": cannot import the graph");
+  TF_Operation* init = TF_GraphOperationByName(tagger->graph.get(), manifest.init_op.c_str());
+  if (init == nullptr) {
+    throw std::runtime_error(tagger->manifest_path + ": expected the graph to have an operation " + manifest.init_op +
+                             " (\"init_op\")");
+  }
+  tagger->Bind(manifest);
+  tagger->session = TF_NewSession(tagger->graph.get(), options, status.get());
+  Check(status.get(), "starting a session for " + graph_path);
+  TF_SessionRun(tagger->session, nullptr, nullptr, nullptr, 0, nullptr, nullptr, 0, &init, 1, nullptr, status.get());
+  Check(status.get(), tagger->manifest_path + ": running \"init_op\" " + manifest.init_op);
 }
 
 }  // namespace
@@ -218,49 +394,29 @@ Tagger* tagger_open(const char* folder, int threads) {
   return Guarded<Tagger*>(nullptr, [&]() -> Tagger* {
     if (folder == nullptr) throw std::invalid_argument("model folder is NULL");
     if (threads < 0) throw std::invalid_argument("threads must be >= 0");
-    std::string manifest_path = std::string(folder) + "/serving.json";
-    nlohmann::json manifest = ReadManifest(manifest_path);
-    auto inputs = manifest.find("inputs");
-    auto outputs = manifest.find("outputs");
-    auto columns = manifest.find("feature_columns");
-    if (inputs == manifest.end() || outputs == manifest.end() || columns == manifest.end() || !columns->is_array()) {
-      throw std::runtime_error(manifest_path + ": expected \"inputs\", \"outputs\" and \"feature_columns\"");
-    }
+    bool frozen = !std::ifstream(Join(folder, "saved_model.pb"));  // else an export folder
     auto tagger = std::make_unique<Tagger>();
-    for (const nlohmann::json& column : *columns) {
-      if (!column.is_number()) throw std::runtime_error(manifest_path + ": bad feature_columns");
-      tagger->feature_columns.push_back(static_cast<int>(column.get<double>()));  // 2 and 2.0 alike, as before
-    }
+    tagger->manifest_path = FileInside(folder, "serving.json");
+    Manifest manifest = ParseManifest(ReadManifest(tagger->manifest_path), tagger->manifest_path, frozen);
 
     tagger->graph.reset(TF_NewGraph());
     Status status(TF_NewStatus());
-    TF_SessionOptions* options = TF_NewSessionOptions();
+    SessionOptions options(TF_NewSessionOptions());
     std::string config = ThreadConfig(threads);
-    TF_SetConfig(options, config.data(), config.size(), status.get());
-    if (TF_GetCode(status.get()) == TF_OK) {
-      if (std::ifstream(std::string(folder) + "/saved_model.pb")) {
-        // An export folder: the SavedModel loader restores the variables and fills the tables.
-        const char* tags[] = {"serve"};
-        tagger->session = TF_LoadSessionFromSavedModel(options, nullptr, folder, tags, 1, tagger->graph.get(),
-                                                       nullptr, status.get());
-      } else {
-        LoadFrozen(folder, manifest, manifest_path, options, tagger.get(), status.get());
-      }
-    }
-    TF_DeleteSessionOptions(options);
-    Check(status.get(), std::string("loading ") + folder);
-
-    tagger->words = tagger->Output(StringMember(*inputs, "words", manifest_path));
-    tagger->lengths = tagger->Output(StringMember(*inputs, "lengths", manifest_path));
-    if (!tagger->feature_columns.empty()) tagger->features = tagger->Output(StringMember(*inputs, "features", manifest_path));
-    auto head = manifest.find("head");
-    if (head != manifest.end() && outputs->contains("emissions")) {
-      tagger->head = std::make_unique<Head>(*head, manifest_path);
-      tagger->emissions = tagger->Output(StringMember(*outputs, "emissions", manifest_path));
+    TF_SetConfig(options.get(), config.data(), config.size(), status.get());
+    Check(status.get(), "setting the thread counts");
+    if (frozen) {
+      LoadFrozen(folder, manifest, options.get(), tagger.get());
     } else {
-      tagger->tags = tagger->Output(StringMember(*outputs, "tags", manifest_path));
-      tagger->confidence = tagger->Output(StringMember(*outputs, "confidence", manifest_path));
+      // The SavedModel loader restores the variables and fills the tables.
+      const char* tags[] = {"serve"};
+      tagger->session = TF_LoadSessionFromSavedModel(options.get(), nullptr, folder, tags, 1, tagger->graph.get(),
+                                                     nullptr, status.get());
+      Check(status.get(), std::string("loading ") + folder);
+      tagger->Bind(manifest);
     }
+    tagger->feature_columns = std::move(manifest.feature_columns);
+    tagger->head = std::move(manifest.head);
     return tagger.release();
   });
 }
@@ -336,8 +492,10 @@ TaggerResult* tagger_tag(Tagger* tagger, const char* const* tokens, const int* l
       Tensor emissions(emission_values);
       Check(status.get(), "tagging");
       int num_tags = tagger->head->num_tags();
-      if (TF_TensorType(emissions.get()) != TF_FLOAT || TF_TensorElementCount(emissions.get()) != batch * longest * num_tags) {
-        throw std::runtime_error("the graph's emissions are not scores [batch, time, " + std::to_string(num_tags) + "]");
+      std::vector<int64_t> dims(TF_NumDims(emissions.get()));
+      for (size_t i = 0; i < dims.size(); ++i) dims[i] = TF_Dim(emissions.get(), static_cast<int>(i));
+      if (TF_TensorType(emissions.get()) != TF_FLOAT || dims != std::vector<int64_t>{batch, longest, num_tags}) {
+        throw std::runtime_error(EmissionsMismatch(tagger->manifest_path, tagger->emissions_name, num_tags, dims));
       }
       const auto* scores = static_cast<const float*>(TF_TensorData(emissions.get()));
       std::vector<int> ids(longest);

@@ -1,5 +1,6 @@
 """inference/cc: the CMake build, the tagger command against inference.py, the C API through
-ctypes, and malformed input that must end in a clean error, never a crash.
+ctypes, malformed input that must end in a clean error, never a crash, and the serving.json
+files that the Python loader refuses (test_loaders.py), refused with the same messages.
 
 Run as a script (python tests/test_cc.py LIBRARY FROZEN_DIR SEED) it is the fuzzing client of
 the C API, in a process of its own so that a crash shows as a signal instead of killing pytest.
@@ -14,6 +15,10 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)  # also when run as the fuzzing script
+
+# The bad manifests the Python loader refuses: test_loaders.py sits beside this file, whose folder
+# is on sys.path under pytest and when run as a script.
+from test_loaders import BAD_JSON, BAD_MANIFESTS, SCORES_OF_OPEN_WIDTH, damaged_copy  # noqa: E402
 
 from ner.serving.native import CTagger, TaggerError  # noqa: E402
 
@@ -186,6 +191,64 @@ def test_missing_model_and_text_for_a_feature_model_are_clean_errors(cc_build, f
     assert done.returncode == 1 and b"tag CoNLL input" in done.stderr
     done = tagger(cc_build, frozen_feature_dir, b"a NN\n")
     assert done.returncode == 1 and b"the model reads column 3" in done.stderr
+
+
+@pytest.mark.parametrize("damage", [*BAD_MANIFESTS.values(), *BAD_JSON.values()], ids=[*BAD_MANIFESTS, *BAD_JSON])
+def test_c_api_refuses_the_manifests_the_python_loader_refuses(damage, cc_build, frozen_dir, tmp_path):
+    """With the Python loader's very message, but for JSON that nlohmann/json refuses as it parses,
+    in its own words; either way naming the file."""
+    from ner.serving.loaders import load_model
+    folder, named = damaged_copy(frozen_dir, tmp_path, damage)
+    with pytest.raises((FileNotFoundError, ValueError)) as python_error:
+        load_model(folder)
+    with pytest.raises(TaggerError) as c_error:
+        CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+    if damage in BAD_JSON.values():
+        assert str(c_error.value).startswith(f"{named}: "), str(c_error.value)
+    else:
+        assert str(c_error.value) == str(python_error.value)
+
+
+@pytest.fixture(scope="module")
+def export_dir(model_dir, tmp_path_factory):
+    import export
+    out = str(tmp_path_factory.mktemp("export") / "tiny")
+    export.main(["--model_dir", model_dir, "--out", out])
+    return out
+
+
+@pytest.mark.parametrize("case", ["serving.json a link out", "words no tensor name", "lengths a string tensor",
+                                  "features without feature_columns", "nested 65 deep", "a NUL character"])
+def test_c_api_checks_the_manifest_of_an_export_folder_alike(case, cc_build, export_dir, tmp_path):
+    """The C API reads an export folder's serving.json too (the Python loader reads the SavedModel's signature)."""
+    folder, named = damaged_copy(export_dir, tmp_path, BAD_MANIFESTS[case])
+    with pytest.raises(TaggerError) as error:
+        CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+    assert str(error.value).startswith(f"{named}: expected "), str(error.value)
+
+
+def test_tagger_refuses_a_graph_outside_the_folder(cc_build, frozen_dir, tmp_path):
+    from ner.serving.loaders import load_model
+    folder, _ = damaged_copy(frozen_dir, tmp_path, BAD_MANIFESTS["graph outside through .."])
+    with pytest.raises(ValueError) as python_error:
+        load_model(folder)
+    done = tagger(cc_build, folder, b"Hello world\n", "--format", "text")
+    assert done.returncode == 1 and done.stdout == b""
+    assert f"tagger: {python_error.value}\n" in done.stderr.decode(), done.stderr.decode()
+
+
+def test_tagger_refuses_scores_that_do_not_fit_the_head_when_tagging(cc_build, frozen_dir, tmp_path):
+    """Where the graph's static shape leaves the width of the emission scores open, each batch is
+    checked, as by the Python loader."""
+    import numpy as np
+
+    from ner.serving.loaders import load_model
+    folder, _ = damaged_copy(frozen_dir, tmp_path, SCORES_OF_OPEN_WIDTH)
+    with pytest.raises(ValueError) as python_error:
+        load_model(folder).predict(np.array([[b"Hello", b"world"]], dtype=object), np.array([2], np.int32), None)
+    done = tagger(cc_build, folder, b"Hello world\n", "--format", "text")
+    assert done.returncode == 1
+    assert f"tagger: <stdin>:1: {python_error.value}\n" in done.stderr.decode(), done.stderr.decode()
 
 
 def random_text(rng: random.Random, max_length: int) -> str:
