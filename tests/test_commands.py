@@ -288,3 +288,8 @@ def test_no_command_writes_over_its_input(model_dir, corpus_dir, tmp_path):
     assert_user_error(run("beam_tag.py", "--model_dir", model_dir, "--input", tmp_path / "*.txt", "--output", tmp_path),
                       "--output is the folder of the input shard")
     assert conll.read_bytes() == before
+
+
+def test_conlleval_names_a_file_it_cannot_read(tmp_path):
+    assert_user_error(run(os.path.join("etc", "conlleval.py"), tmp_path / "none.txt"), "none.txt: cannot read")
+    assert_user_error(run(os.path.join("etc", "conlleval.py"), tmp_path), "cannot read: Is a directory")

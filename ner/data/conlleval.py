@@ -333,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 counts = evaluate(_byte_lines(stream), delimiter, outside, raw)
         else:
             counts = evaluate(_byte_lines(sys.stdin.buffer), delimiter, outside, raw)
+    except OSError as error:  # the FILE argument, which the Perl does not have
+        print(f"{args[0]}: cannot read: {error.strerror}", file=sys.stderr)
+        return 1
     except FormatError as error:
         print(error, file=sys.stderr)
         return error.exit_status
