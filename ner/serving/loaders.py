@@ -4,22 +4,17 @@ else in a TensorFlow session). Each gives an object with `config` and `predict(w
 features)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}, and the same predictions."""
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 
 import numpy as np
-import tensorflow as tf
 
 from ner import model_folder
 from ner.config import Config
-from ner.data.vocabulary import load_vocabulary
-from ner.model.tagger import Tagger
 from ner.model_folder import reading
+from ner.serving.manifest import read_frozen_files
 from ner.serving.native import NATIVE_LIBRARY_ENV, CTagger, TaggerError, native_library
 from ner.serving.numpy_head import NumpyHead
-from ner.training.checkpoints import restore_best
 
 
 def load_model(folder: str):
@@ -33,8 +28,12 @@ def load_model(folder: str):
     return load_checkpoint(folder)
 
 
-def load_checkpoint(model_dir: str) -> Tagger:
-    """Builds the model from the folder's config and vocabularies and restores its best checkpoint."""
+def load_checkpoint(model_dir: str):
+    """Builds the model (a Tagger) from the folder's config and vocabularies and restores its best
+    checkpoint."""
+    from ner.data.vocabulary import load_vocabulary
+    from ner.model.tagger import Tagger
+    from ner.training.checkpoints import restore_best
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"{model_dir}: model folder not found")
     model = Tagger(Config.load(os.path.join(model_dir, model_folder.CONFIG)), load_vocabulary(model_dir))
@@ -50,6 +49,7 @@ class ExportedTagger:
         for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
             if not os.path.exists(os.path.join(folder, name)):
                 raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (the export folder is incomplete)")
+        import tensorflow as tf
         with reading(folder, "SavedModel (saved_model.pb, variables/)"):
             self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
             self._signature = self._saved.signatures[model_folder.SIGNATURE]
@@ -69,139 +69,12 @@ def load_frozen(folder: str, threads: int = 0):
     return NativeFrozenTagger(folder, library, threads) if library else FrozenTagger(folder, threads)
 
 
-# A frozen folder's serving.json is checked whole when the folder is loaded, by the rules of the
-# C++ runner's library (inference/cc/tagger.cc), which refuses the same manifests with the same
-# messages: it and the graph it names are files inside the folder, each value has the type and
-# size that tagging relies on, and each tensor it names exists with the dtype tagging feeds or reads.
-MAX_MANIFEST_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
-MAX_MANIFEST_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
-MAX_FEATURE_COLUMN = 2**31 - 2    # the C API's column numbers are ints, and its runner counts column + 1 fields
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # the heads' scores become float32s
-INPUT_DTYPES = {"words": tf.string, "lengths": tf.int32, "features": tf.string}
-OUTPUT_DTYPES = {"tags": tf.string, "confidence": tf.float32, "emissions": tf.float32}
+# The dtype of each tensor serving.json names, as tagging feeds or reads it.
+INPUT_DTYPES = {"words": "string", "lengths": "int32", "features": "string"}
+OUTPUT_DTYPES = {"tags": "string", "confidence": "float32", "emissions": "float32"}
 
 
-def _file_inside(folder: str, name: str, what: str) -> str:
-    """folder/name, checked to be a regular file whose real path lies inside the folder's, so that
-    neither a name nor a link in a model folder leads out of it."""
-    path = os.path.join(folder, name)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: {what} missing")
-    real, real_folder = os.path.realpath(path), os.path.realpath(folder)
-    if os.path.commonpath([real, real_folder]) != real_folder:
-        raise ValueError(f"{path}: expected a file inside {folder}, found a link to {real}")
-    if not os.path.isfile(real):
-        raise ValueError(f"{path}: expected a regular file")
-    return path
-
-
-def _read_manifest(path: str) -> dict:
-    """serving.json, parsed to what nlohmann/json gives the C++ runner: besides bad JSON, it refuses
-    NaN and Infinity, numbers beyond a double, text that is not Unicode (lone UTF-16 surrogate
-    escapes), NUL characters, and nesting or size beyond its bounds. A UTF-8 BOM is skipped."""
-    def number(text: str, convert):
-        if math.isinf(float(text)):
-            raise ValueError(f"{path}: expected numbers within a double's range, found {text[:40]}")
-        return convert(text)
-
-    def constant(name: str):
-        raise ValueError(f"{path}: expected JSON, found {name}")
-
-    with reading(path, "serving manifest"):
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"{path}: expected at most {MAX_MANIFEST_BYTES} bytes")
-        manifest = json.loads(data.decode("utf-8-sig"), parse_constant=constant,
-                              parse_int=lambda text: number(text, int), parse_float=lambda text: number(text, float))
-        _check_json_values(manifest, path)
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    return manifest
-
-
-def _check_json_values(value, path: str, depth: int = 0) -> None:
-    """What Python's json takes and nlohmann/json (or a C string) does not: nesting deeper than
-    MAX_MANIFEST_DEPTH containers, unpaired surrogates and NUL characters in strings."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"{path}: expected text, found an unpaired UTF-16 surrogate escape") from None
-        if "\0" in value:
-            raise ValueError(f"{path}: expected text without NUL characters")
-    elif isinstance(value, (dict, list)):
-        if depth == MAX_MANIFEST_DEPTH:
-            raise ValueError(f"{path}: expected JSON nested at most {MAX_MANIFEST_DEPTH} levels deep")
-        for item in [*value, *value.values()] if isinstance(value, dict) else value:
-            _check_json_values(item, path, depth + 1)
-
-
-def _string(mapping: dict, key: str, path: str, parent: str = "") -> str:
-    value = mapping.get(key)
-    if not isinstance(value, str):
-        raise ValueError(f'{path}: expected a string "{key}"' + (f' in "{parent}"' if parent else ""))
-    return value
-
-
-def _object(mapping: dict, key: str, path: str) -> dict:
-    value = mapping.get(key)
-    if not isinstance(value, dict):
-        raise ValueError(f'{path}: expected an object "{key}"')
-    return value
-
-
-def _floats(value, count: int) -> bool:
-    """Whether value is a list of `count` numbers that fit a float32."""
-    return (isinstance(value, list) and len(value) == count
-            and all(type(x) in (int, float) and abs(x) <= FLOAT32_MAX for x in value))
-
-
-def _check_head(head, path: str) -> None:
-    """serving.json's "head" (ner.serving.artifacts.head_description), as inference/cc/head.cc checks it."""
-    if not isinstance(head, dict):
-        raise ValueError(f'{path}: expected an object "head"')
-    if head.get("type") not in ("crf", "softmax"):
-        raise ValueError(f'{path}: expected head "type" to be "crf" or "softmax"')
-    tags = head.get("tags")
-    if not isinstance(tags, list) or not tags or not all(isinstance(tag, str) for tag in tags):
-        raise ValueError(f'{path}: expected head "tags" to be a non-empty list of strings')
-    n = len(tags)
-    if head["type"] == "crf":
-        transitions = head.get("transitions")
-        if not (isinstance(transitions, list) and len(transitions) == n and all(_floats(row, n) for row in transitions)):
-            raise ValueError(f'{path}: expected head "transitions" to be {n} lists of {n} float32 numbers '
-                             f"(the head has {n} tags)")
-        for key in ("start", "end"):
-            if not _floats(head.get(key), n):
-                raise ValueError(f'{path}: expected head "{key}" to be a list of {n} float32 numbers (the head has {n} tags)')
-
-
-def _check_manifest(manifest: dict, path: str) -> None:
-    """The checks that need no graph, in the order of tagger.cc's ParseManifest (the same message first)."""
-    graph = _string(manifest, "graph", path)
-    if graph in ("", ".", "..") or "/" in graph:
-        raise ValueError(f'{path}: expected "graph" to be a file name inside the folder, found "{graph}"')
-    _string(manifest, "init_op", path)
-    inputs, outputs = _object(manifest, "inputs", path), _object(manifest, "outputs", path)
-    columns = manifest.get("feature_columns")
-    if not isinstance(columns, list) or not all(type(c) is int and 1 <= c <= MAX_FEATURE_COLUMN for c in columns):
-        raise ValueError(f'{path}: expected "feature_columns" to be a list of column numbers from 1 to {MAX_FEATURE_COLUMN}')
-    for key in ("words", "lengths"):
-        _string(inputs, key, path, "inputs")
-    if columns:
-        _string(inputs, "features", path, "inputs")
-    elif "features" in inputs:
-        raise ValueError(f'{path}: expected no "features" in "inputs", as "feature_columns" is empty')
-    if "head" in manifest:
-        _check_head(manifest["head"], path)
-        _string(outputs, "emissions", path, "outputs")
-    else:
-        for key in ("tags", "confidence"):
-            _string(outputs, key, path, "outputs")
-
-
-def _tensor(graph: tf.Graph, name: str, dtype: tf.DType, path: str, what: str) -> tf.Tensor:
+def _tensor(graph, name: str, dtype: str, path: str, what: str):
     """The tensor that serving.json names "operation:index"; `what` says where, e.g. '"words" in "inputs"'."""
     operation_name, colon, index = name.rpartition(":")
     if not colon or not re.fullmatch("[0-9]{1,9}", index):
@@ -213,8 +86,8 @@ def _tensor(graph: tf.Graph, name: str, dtype: tf.DType, path: str, what: str) -
     if operation is None or int(index) >= len(operation.outputs):
         raise ValueError(f"{path}: expected the graph to have a tensor {name} ({what})")
     tensor = operation.outputs[int(index)]
-    if tensor.dtype != dtype:
-        raise ValueError(f"{path}: expected {name} ({what}) to have dtype {dtype.name}")
+    if tensor.dtype.name != dtype:
+        raise ValueError(f"{path}: expected {name} ({what}) to have dtype {dtype}")
     return tensor
 
 
@@ -225,7 +98,7 @@ def _emissions_mismatch(path: str, name: str, num_tags: int, dims) -> ValueError
                       f"for the head's {num_tags} tags, found shape [{shape}]")
 
 
-def _check_graph(graph: tf.Graph, manifest: dict, path: str) -> None:
+def _check_graph(graph, manifest: dict, path: str) -> None:
     """The init op and the tensors serving.json names, in tagger.cc's order; the emission scores are
     as wide as the head has tags wherever the graph's static shape says so (tagging checks the rest)."""
     init_op = manifest["init_op"]
@@ -250,16 +123,8 @@ def _check_graph(graph: tf.Graph, manifest: dict, path: str) -> None:
 def _read_frozen(folder: str) -> tuple:
     """-> (config, manifest, graph as a tf.Graph) of a frozen folder; an error names a file that
     is missing or malformed."""
-    config_path = _file_inside(folder, model_folder.CONFIG, "config file")
-    config = Config.load(config_path)
-    manifest_path = _file_inside(folder, model_folder.MANIFEST, "serving manifest")
-    manifest = _read_manifest(manifest_path)
-    _check_manifest(manifest, manifest_path)
-    # The Python loaders read the columns from config.json, the C API from serving.json.
-    if manifest["feature_columns"] != config.feature_columns:
-        raise ValueError(f'{manifest_path}: expected "feature_columns" {config.feature_columns} as in {config_path}, '
-                         f'found {manifest["feature_columns"]}')
-    graph_path = _file_inside(folder, manifest["graph"], "frozen graph")
+    import tensorflow as tf
+    config, manifest, manifest_path, graph_path = read_frozen_files(folder)
     graph_def = tf.compat.v1.GraphDef()
     graph = tf.Graph()
     with reading(graph_path, "frozen graph"), graph.as_default():
@@ -276,13 +141,18 @@ class NativeFrozenTagger:
     the same native head as build/cc/tagger."""
 
     def __init__(self, folder: str, library: str, threads: int = 0):
-        """threads: as FrozenTagger's. The folder is checked here first (_read_frozen), so that a
-        damaged file gets the same error naming it as from FrozenTagger."""
-        self.config, _, _ = _read_frozen(folder)
+        """threads: as FrozenTagger's. The files are checked here as FrozenTagger checks them, and
+        the library checks the graph with the same messages: no TensorFlow is loaded in Python."""
+        self.config, _, _, _ = read_frozen_files(folder)
         try:
             self._tagger = CTagger(library, folder, threads)
-        except (OSError, TaggerError) as e:
+        except TaggerError as e:
+            if str(e).startswith(folder):  # a file of the folder that the library refused, named
+                raise ValueError(str(e)) from None
             raise ValueError(f"{folder}: the C++ runner's library {library} cannot run it: {e} "
+                             f"(set {NATIVE_LIBRARY_ENV}= to run frozen folders in TensorFlow instead)") from None
+        except OSError as e:
+            raise ValueError(f"{folder}: the C++ runner's library {library} cannot be loaded: {e} "
                              f"(set {NATIVE_LIBRARY_ENV}= to run frozen folders in TensorFlow instead)") from None
         self._takes_features = self._tagger.num_feature_columns > 0
 
@@ -307,6 +177,7 @@ class FrozenTagger:
     def __init__(self, folder: str, threads: int = 0):
         """threads: intra- and inter-op threads (0: TensorFlow's default); 1 runs every op in the
         caller's thread (a negative inter-op count), which saves a hand-off per op."""
+        import tensorflow as tf
         self.config, manifest, graph = _read_frozen(folder)
         session_config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=threads,
                                                   inter_op_parallelism_threads=-1 if threads == 1 else threads)
