@@ -26,8 +26,9 @@ def main(argv=None):
     parser.add_argument("--port", type=int, default=8897, help="port (default 8897)")
     parser.add_argument("--max_batch", type=positive(int), default=32,
                         help="sentences gathered into one tagging call (default 32)")
-    parser.add_argument("--max_wait_ms", type=float, default=2.0,
-                        help="how long a batch waits for more requests once one arrives (default 2 ms)")
+    parser.add_argument("--max_wait_ms", type=float, default=0.0,
+                        help="how long a batch waits for more requests once one arrives (default 0: under load batches "
+                             "fill while the previous one is tagged, and a lone request is not held back)")
     parser.add_argument("--max_queue", type=positive(int), default=256,
                         help="requests that may wait for a batch; more are answered 503 (default 256)")
     parser.add_argument("--max_body_bytes", type=positive(int), default=1 << 20,

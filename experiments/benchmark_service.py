@@ -97,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each level (default 15)")
     parser.add_argument("--max_requests", type=int, default=200000, help="requests per level at most (default 200000)")
     parser.add_argument("--max_batch", type=int, default=32, help="serve.py --max_batch (default 32)")
-    parser.add_argument("--max_wait_ms", type=float, default=2.0, help="serve.py --max_wait_ms (default 2)")
+    parser.add_argument("--max_wait_ms", type=float, default=0.0, help="serve.py --max_wait_ms (default 0)")
     parser.add_argument("--max_queue", type=int, default=256, help="serve.py --max_queue (default 256)")
     parser.add_argument("--name", help="results.json entry name (default service_<model folder>_batch<max_batch>)")
     parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")

@@ -361,7 +361,7 @@ async def _page(request: web.Request) -> web.Response:
     return web.Response(text=request.app[PAGE], content_type="text/html", charset="utf-8")
 
 
-def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.005, max_queue: int = 256,
+def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, max_queue: int = 256,
              limits: Limits | None = None, tag=None) -> web.Application:
     """The aiohttp application over a loaded model (ner.serving.loaders.load_model). `tag` (sentences ->
     results) defaults to tag_sentences on the model, in IOB2, max_batch sentences per call."""
