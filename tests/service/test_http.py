@@ -231,6 +231,16 @@ def test_health_metrics_and_unknown_paths(model):
     assert metric(text, "ner_batch_sentences_bucket", le="+Inf") == 2
 
 
+async def queue_behind_gate(client, gate, words) -> list:
+    """Posts the first sentence and, once its tagging call waits at the closed gate, the others,
+    until all of them queue behind it: opening the gate then tags them in one batch. -> the posts."""
+    first = asyncio.create_task(post(client, {"tokens": words[0]}))
+    await until(gate.entered.is_set)
+    rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
+    await until(lambda: client.server.app[http.BATCHER].queued == len(rest))
+    return [first, *rest]
+
+
 def test_concurrent_requests_are_tagged_in_one_batch(model, test_sentences):
     """While a batch is being tagged, the requests that arrive wait and then go in one call."""
     words = [list(s.words) for s in test_sentences[:10]]
@@ -239,13 +249,10 @@ def test_concurrent_requests_are_tagged_in_one_batch(model, test_sentences):
     app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
 
     async def scenario(client):
-        first = asyncio.create_task(post(client, {"tokens": words[0]}))
-        await until(gate.entered.is_set)
-        rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
-        await until(lambda: client.server.app[http.BATCHER].queued == 9)
+        requests = await queue_behind_gate(client, gate, words)
         metrics = await (await client.get("/metrics")).text()
         gate.opened.set()
-        return await asyncio.gather(first, *rest), metrics
+        return await asyncio.gather(*requests), metrics
 
     answers, metrics = run_with_client(app, scenario)
     assert metric(metrics, "ner_queue_requests") == 9
@@ -351,12 +358,9 @@ def test_a_failing_batch_is_tagged_again_request_by_request(model, test_sentence
     app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
 
     async def scenario(client):
-        first = asyncio.create_task(post(client, {"tokens": words[0]}))
-        await until(gate.entered.is_set)
-        rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[1:]]
-        await until(lambda: client.server.app[http.BATCHER].queued == 9)
+        requests = await queue_behind_gate(client, gate, words)
         gate.opened.set()
-        answers = await asyncio.gather(first, *rest)
+        answers = await asyncio.gather(*requests)
         return answers, await (await client.get("/metrics")).text()
 
     answers, metrics = run_with_client(app, scenario)
