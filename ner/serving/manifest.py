@@ -13,10 +13,8 @@ from ner import model_folder
 from ner.config import Config
 from ner.model_folder import reading
 
-# serving.json is checked whole when the folder is loaded, by the rules of the
-# C++ runner's library (inference/cc/tagger.cc), which refuses the same manifests with the same
-# messages: it and the graph it names are files inside the folder, each value has the type and
-# size that tagging relies on, and each tensor it names exists with the dtype tagging feeds or reads.
+# It and the graph it names are files inside the folder, and each value has the type and size
+# that tagging relies on.
 MAX_MANIFEST_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
 MAX_MANIFEST_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
 MAX_FEATURE_COLUMN = 2**31 - 2    # the C API's column numbers are ints, and its runner counts column + 1 fields
