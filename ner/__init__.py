@@ -13,6 +13,6 @@ the ones above it:
     beam/       the Apache Beam pipeline (beam_tag.py)
 
 Beside them: config.py (the one config object), model_folder.py (a model folder's layout and
-atomic writes), cli.py (how commands report errors), tf_options.py (process-wide TensorFlow
-settings). The commands at the repository root are argparse plus one call into this package.
+atomic writes), cli.py (how commands report errors), paths.py (the paths a command is given,
+checked before any work), tf_options.py (process-wide TensorFlow settings). The commands at the repository root are argparse plus one call into this package.
 """
