@@ -17,6 +17,7 @@ from ner.data.conll import check_feature_columns, check_text_input, display_name
 from ner.data.render import render_conll, render_text, write_output
 from ner.data.schemes import output_scheme
 from ner.data.text import iter_text, parse_text
+from ner.model.tagging import tag_sentences  # no TensorFlow: it only calls model.predict
 
 
 def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool = False, as_json: bool = False,
@@ -35,7 +36,6 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
     else:
         sentences = read_conll(input_path, tagged=False)
 
-    from ner.model.tagging import tag_sentences
     model = _load(model_dir, text)  # TensorFlow loads only once the input is known good
     columns = model.config.feature_columns
     for sentence in sentences:
@@ -45,13 +45,17 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
         scheme = "iob2" if scheme == "auto" else scheme
     else:
         scheme = output_scheme(sentences, scheme, columns)
-    to_tag = [s for s in sentences if not s.docstart]
-    tagged = iter(tag_sentences(model, to_tag, scheme, batch_size, progress=input_path != "-"))
-    results = [None if s.docstart else next(tagged) for s in sentences]
+    results = _tag_documents(model, sentences, scheme, batch_size, progress=input_path != "-")
     if text:
         write_output(output_path, render_text(items, results, as_json, scheme))
     else:
         write_output(output_path, render_conll(sentences, results))
+
+
+def _tag_documents(model, sentences, scheme: str, batch_size: int, progress: bool = False) -> list:
+    """Each sentence's (tags, confidences), None for a -DOCSTART- line (render_conll tags it O)."""
+    tagged = iter(tag_sentences(model, [s for s in sentences if not s.docstart], scheme, batch_size, progress))
+    return [None if s.docstart else next(tagged) for s in sentences]
 
 
 def _load(model_dir: str, text: bool):
@@ -72,7 +76,6 @@ def tag_stream(model, stream: BinaryIO, out: TextIO, text: bool, as_json: bool, 
     the oldest waiting sentence and those behind it (at most batch_size): one sentence at a time in
     an interactive pipe, whole batches when a file is piped in. The first bad line stops the stream
     after the sentences before it are written."""
-    from ner.model.tagging import tag_sentences
     lines = (line.rstrip(b"\n") for line in stream)
     items = iter_text(lines, "<stdin>") if text else iter_conll(lines, "<stdin>")
     waiting: queue.Queue = queue.Queue(maxsize=4 * batch_size)
@@ -100,9 +103,7 @@ def tag_stream(model, stream: BinaryIO, out: TextIO, text: bool, as_json: bool, 
         sentences = [item.sentence if text else item for item in batch]
         for sentence in sentences:
             check_feature_columns(sentence, model.config.feature_columns, "<stdin>")
-        to_tag = [s for s in sentences if not s.docstart]
-        tagged = iter(tag_sentences(model, to_tag, scheme, batch_size))
-        results = [None if s.docstart else next(tagged) for s in sentences]
+        results = _tag_documents(model, sentences, scheme, batch_size)
         out.write(render_text(batch, results, as_json, scheme) if text else render_conll(sentences, results))
         out.flush()
         if failure is not None:
