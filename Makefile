@@ -8,10 +8,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo test serving clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-no-deps.txt
 	touch $@
 
 demo: $(VENV)/.installed

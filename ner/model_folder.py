@@ -36,6 +36,7 @@ FROZEN_DIR = "frozen"
 MANIFEST = "serving.json"        # in export/ and frozen/: tensor names, feature columns, the head
 FROZEN_GRAPH = "graph.pb"
 SIGNATURE = "serving_default"     # the export's serving signature
+TOKENIZER_SIGNATURE = "tokenize"   # the export's raw-text tokenizer (ner/data/tokenizer.py)
 SAVED_MODEL = "saved_model.pb"
 SAVED_VARIABLES = "variables"
 

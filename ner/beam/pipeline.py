@@ -45,7 +45,7 @@ from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on imp
 )
 from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
-from ner.data.text import TextSentence, iter_text  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.text import TextSentence, iter_text, text_sentences  # noqa: E402  (after the filter: Beam warns on import)
 
 MALFORMED = "_malformed.txt"
 METRICS = "beam_tag"
@@ -73,9 +73,19 @@ def conll_records(data: bytes, name: str, feature_columns=()):
 
 
 def text_records(data: bytes, name: str):
-    """The lines of a text shard as Records, a line that is not UTF-8 as its InputError."""
-    for index, item in enumerate(iter_text(data.splitlines(), name)):
-        yield item if isinstance(item, InputError) else Record(index, item.sentence, item)
+    """The lines of a text shard that hold a token as Records, a line that is not UTF-8 as its
+    InputError. The lines are tokenized here, by the tokenizer graph that the model's artifacts
+    hold (ner/data/tokenizer.py), so that the shard is cut into inference.py's batches."""
+    from ner.data.tokenizer import tokenize_texts
+    items = list(iter_text(data.splitlines(), name))
+    lines = iter(text_sentences([item for item in items if not isinstance(item, InputError)], tokenize_texts))
+    for index, item in enumerate(items):
+        if isinstance(item, InputError):
+            yield item
+        else:
+            line = next(lines)
+            if len(line.sentence):
+                yield Record(index, line.sentence, line)
 
 
 class ReadShard(beam.DoFn):

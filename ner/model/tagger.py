@@ -8,6 +8,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ner.config import Config
+from ner.data.tokenizer import tokenize_texts
 from ner.data.vocabulary import RESERVED, UNKNOWN_ID, Vocabulary
 from ner.model.encoders.build import build_encoder
 from ner.model.features.char_cnn import CharCNN
@@ -94,6 +95,11 @@ class Tagger(tf.Module):
         if with_emissions:
             outputs["emissions"] = emissions
         return outputs
+
+    @staticmethod
+    def tokenize(texts: list[str]) -> list[list[tuple[str, int, int]]]:
+        """Each raw text's (token, start, end): the tokenizer graph that the serving artifacts hold."""
+        return tokenize_texts(texts)
 
     def iob2_tag_names(self) -> list[str]:
         """The IOB2 tag that each head tag id is output as."""

@@ -5,7 +5,11 @@
 
 Both hold the serving function (serving_function): words [B, T] ('' padding),
 lengths [B] and, only for models that read feature columns, features [B, T, F] in; tags [B, T]
-(IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph.
+(IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph. Both also
+hold the raw-text tokenizer (ner/data/tokenizer.py): text [N] in; tokens [N, T], lengths [N] and
+each token's character starts and ends [N, T] out, which a runtime feeds on to the serving
+function. It runs TF Text's RegexSplitWithOffsets, whose op library serving.json names
+("op_libraries") for loaders to load before the graph.
 
 A frozen graph cannot capture a table from outside, so each table becomes a HashTableV2 node
 filled by an InitializeTableV2 node from constant keys and values, all grouped under the op
@@ -25,6 +29,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from ner import model_folder, paths
+from ner.data.tokenizer import REGEX_SPLIT_LIBRARY, tokenizer_function
 from ner.model.tagger import FEATURES, LENGTHS, WORDS, Tagger
 from ner.model_folder import replace_folder
 from ner.serving.loaders import load_checkpoint
@@ -77,14 +82,20 @@ def export(model, config_path: str, target: str) -> None:
     """Writes the SavedModel with the serving signature, the model's config beside it, and a
     serving.json naming the signature's tensors for loaders without a SavedModel parser (C API)."""
     def fill(folder):
-        tf.saved_model.save(model, folder, signatures={model_folder.SIGNATURE: serving_function(model)})
+        tf.saved_model.save(model, folder, signatures={model_folder.SIGNATURE: serving_function(model),
+                                                       model_folder.TOKENIZER_SIGNATURE: tokenizer_function()})
         saved_model = saved_model_pb2.SavedModel()
         with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
             saved_model.ParseFromString(f.read())
-        signature = saved_model.meta_graphs[0].signature_def[model_folder.SIGNATURE]
-        _write_manifest(folder, {"inputs": {key: value.name for key, value in signature.inputs.items()},
-                                 "outputs": {key: value.name for key, value in signature.outputs.items()},
+        signatures = saved_model.meta_graphs[0].signature_def
+
+        def names(signature):
+            return {"inputs": {key: value.name for key, value in signatures[signature].inputs.items()},
+                    "outputs": {key: value.name for key, value in signatures[signature].outputs.items()}}
+        _write_manifest(folder, {**names(model_folder.SIGNATURE),
                                  "feature_columns": list(model.config.feature_columns),
+                                 "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
+                                 "op_libraries": [REGEX_SPLIT_LIBRARY],
                                  "tensorflow_version": tf.__version__})
         shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
 
@@ -146,6 +157,32 @@ def _drop_control_inputs(graph_def, node_names: list[str]) -> None:
             node.input.extend(data_inputs)
 
 
+TOKENIZER_SCOPE = "tokenize"
+
+
+def _tokenizer_nodes() -> tuple[list, dict]:
+    """The tokenizer's nodes, named under TOKENIZER_SCOPE/ so that they join the frozen serving
+    graph, and serving.json's "tokenizer" entry naming their input and outputs."""
+    function = tokenizer_function().get_concrete_function()
+    frozen = convert_variables_to_constants_v2(function)  # inlines it into plain nodes
+    graph_def = frozen.graph.as_graph_def()
+    if graph_def.library.function:
+        raise ValueError("the tokenizer graph calls functions, which a merged frozen graph would lack")
+
+    def scoped(name):
+        control = name.startswith("^")
+        return ("^" if control else "") + f"{TOKENIZER_SCOPE}/{name.lstrip('^')}"
+    for node in graph_def.node:
+        node.name = scoped(node.name)
+        node.input[:] = [scoped(name) for name in node.input]
+        if "_class" in node.attr:  # colocation with the unscoped names
+            del node.attr["_class"]
+    output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
+    entry = {"inputs": {"text": scoped(frozen.inputs[0].name)},
+             "outputs": {key: scoped(tensor.name) for key, tensor in zip(output_names, frozen.outputs)}}
+    return list(graph_def.node), entry
+
+
 def frozen_graph(model) -> tuple:
     """-> (GraphDef of the serving function with variables as constants and tables inside, manifest).
 
@@ -180,6 +217,9 @@ def frozen_graph(model) -> tuple:
                 "init_op": INIT_OP,
                 "feature_columns": list(model.config.feature_columns),
                 "tensorflow_version": tf.__version__}
+    tokenizer_nodes, manifest["tokenizer"] = _tokenizer_nodes()
+    graph_def.node.extend(tokenizer_nodes)
+    manifest["op_libraries"] = [REGEX_SPLIT_LIBRARY]
     if head is not None:
         manifest["head"] = head
     return graph_def, manifest

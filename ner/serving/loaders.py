@@ -1,7 +1,8 @@
 """Loading any form of a model folder for tagging: the folder itself (its best checkpoint), its
 export/ (SavedModel) or its frozen/ (GraphDef, run on the C++ runner's library when there is one,
 else in a TensorFlow session). Each gives an object with `config` and `predict(words, lengths,
-features)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}, and the same predictions."""
+features)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}, and the same predictions, and
+`tokenize(texts)` -> each raw text's (token, start, end), from the same tokenizer graph."""
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ import numpy as np
 from ner import model_folder
 from ner.config import Config
 from ner.model_folder import reading
-from ner.serving.manifest import read_frozen_files
+from ner.serving.manifest import TOKENIZER_OUTPUTS, read_frozen_files, read_manifest
 from ner.serving.native import NATIVE_LIBRARY_ENV, CTagger, TaggerError, native_library
 from ner.serving.numpy_head import NumpyHead
 
@@ -50,14 +51,33 @@ class ExportedTagger:
             if not os.path.exists(os.path.join(folder, name)):
                 raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (the export folder is incomplete)")
         import tensorflow as tf
+
+        from ner.data.tokenizer import load_op_libraries
+        manifest_path = os.path.join(folder, model_folder.MANIFEST)
+        self._manifest_path = manifest_path
+        manifest = read_manifest(manifest_path) if os.path.exists(manifest_path) else {}
+        load_op_libraries(manifest.get("op_libraries", []))
         with reading(folder, "SavedModel (saved_model.pb, variables/)"):
             self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
             self._signature = self._saved.signatures[model_folder.SIGNATURE]
+            self._tokenizer = self._saved.signatures.get(model_folder.TOKENIZER_SIGNATURE)
 
     def predict(self, words, lengths, features):
         if self.config.feature_columns:
             return self._signature(words=words, lengths=lengths, features=features)
         return self._signature(words=words, lengths=lengths)
+
+    def tokenize(self, texts):
+        from ner.data.tokenizer import rows_of
+        if self._tokenizer is None:
+            raise no_tokenizer(self._manifest_path)
+        output = self._tokenizer(text=np.array([text.encode("utf-8") for text in texts], dtype=object))
+        return rows_of({key: value.numpy() for key, value in output.items()})
+
+
+def no_tokenizer(manifest_path: str) -> ValueError:
+    return ValueError(f'{manifest_path}: has no "tokenizer": the folder was written before raw text was tokenized '
+                      "inside the graph; write it again with export.py or freeze.py to tag raw text")
 
 
 # The C++ runner's library (inference/cc; `make serving` builds it), which frozen folders run on
@@ -72,6 +92,7 @@ def load_frozen(folder: str, threads: int = 0):
 # The dtype of each tensor serving.json names, as tagging feeds or reads it.
 INPUT_DTYPES = {"words": "string", "lengths": "int32", "features": "string"}
 OUTPUT_DTYPES = {"tags": "string", "confidence": "float32", "emissions": "float32"}
+TOKENIZER_DTYPES = {"text": "string", "tokens": "string", "lengths": "int32", "starts": "int32", "ends": "int32"}
 
 
 def _tensor(graph, name: str, dtype: str, path: str, what: str):
@@ -106,6 +127,11 @@ def _check_graph(graph, manifest: dict, path: str) -> None:
         graph.get_operation_by_name(init_op)
     except (KeyError, ValueError):
         raise ValueError(f'{path}: expected the graph to have an operation {init_op} ("init_op")') from None
+    if "tokenizer" in manifest:
+        tensors = {**manifest["tokenizer"]["inputs"], **manifest["tokenizer"]["outputs"]}
+        for key in ("text", *TOKENIZER_OUTPUTS):
+            where = "inputs" if key == "text" else "outputs"
+            _tensor(graph, tensors[key], TOKENIZER_DTYPES[key], path, f'"{key}" in "tokenizer" "{where}"')
     inputs, outputs = manifest["inputs"], manifest["outputs"]
     for key in ("words", "lengths", "features"):
         if key in inputs:
@@ -124,7 +150,10 @@ def _read_frozen(folder: str) -> tuple:
     """-> (config, manifest, graph as a tf.Graph) of a frozen folder; an error names a file that
     is missing or malformed."""
     import tensorflow as tf
+
+    from ner.data.tokenizer import load_op_libraries
     config, manifest, manifest_path, graph_path = read_frozen_files(folder)
+    load_op_libraries(manifest.get("op_libraries", []))  # before the graph that runs their ops
     graph_def = tf.compat.v1.GraphDef()
     graph = tf.Graph()
     with reading(graph_path, "frozen graph"), graph.as_default():
@@ -194,6 +223,16 @@ class FrozenTagger:
         self._manifest_path = os.path.join(folder, model_folder.MANIFEST)  # named when the emissions do not fit the head
         fetches = [self.outputs["emissions"]] if self._head else [self.outputs["tags"], self.outputs["confidence"]]
         self._run = self._session.make_callable(fetches, feeds)
+        tokenizer = manifest.get("tokenizer")
+        self._tokenize = None if tokenizer is None else self._session.make_callable(
+            [tokenizer["outputs"][key] for key in TOKENIZER_OUTPUTS], [tokenizer["inputs"]["text"]])
+
+    def tokenize(self, texts):
+        from ner.data.tokenizer import rows_of
+        if self._tokenize is None:
+            raise no_tokenizer(self._manifest_path)
+        values = self._tokenize(np.array([text.encode("utf-8") for text in texts], dtype=object))
+        return rows_of(dict(zip(TOKENIZER_OUTPUTS, values)))
 
     def _inputs(self, words, lengths, features) -> list:
         return [np.asarray(a) for a in [words, lengths] + ([features] if self._takes_features else [])]

@@ -17,6 +17,7 @@ from ner.model_folder import reading
 # that tagging relies on.
 MAX_MANIFEST_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
 MAX_MANIFEST_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
+TOKENIZER_OUTPUTS = ("tokens", "lengths", "starts", "ends")  # ner.data.tokenizer.tokenize_graph's
 MAX_FEATURE_COLUMN = 2**31 - 2    # the C API's column numbers are ints, and its runner counts column + 1 fields
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the heads' scores become float32s
 
@@ -133,6 +134,15 @@ def check_manifest(manifest: dict, path: str) -> None:
         _string(inputs, "features", path, "inputs")
     elif "features" in inputs:
         raise ValueError(f'{path}: expected no "features" in "inputs", as "feature_columns" is empty')
+    libraries = manifest.get("op_libraries", [])
+    if not isinstance(libraries, list) or not all(isinstance(name, str) and name not in ("", ".", "..")
+                                                   and "/" not in name for name in libraries):
+        raise ValueError(f'{path}: expected "op_libraries" to be a list of file names')
+    if "tokenizer" in manifest:
+        tokenizer = _object(manifest, "tokenizer", path)
+        _string(_object(tokenizer, "inputs", path), "text", path, "tokenizer inputs")
+        for key in TOKENIZER_OUTPUTS:
+            _string(_object(tokenizer, "outputs", path), key, path, "tokenizer outputs")
     if "head" in manifest:
         _check_head(manifest["head"], path)
         _string(outputs, "emissions", path, "outputs")

@@ -16,7 +16,7 @@ from ner import paths
 from ner.data.conll import check_feature_columns, check_text_input, display_name, iter_conll, read_bytes, read_conll
 from ner.data.render import render_conll, render_text, write_output
 from ner.data.schemes import output_scheme
-from ner.data.text import iter_text, parse_text
+from ner.data.text import TextLine, iter_text, parse_text, text_sentences
 from ner.model.tagging import tag_sentences  # no TensorFlow: it only calls model.predict
 
 
@@ -30,13 +30,12 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
         model = _load(model_dir, text)
         return tag_stream(model, sys.stdin.buffer, sys.stdout, text, as_json, "iob2" if scheme == "auto" else scheme,
                           batch_size)
-    if text:
-        items = parse_text(read_bytes(input_path), display_name(input_path))
-        sentences = [item.sentence for item in items]
-    else:
-        sentences = read_conll(input_path, tagged=False)
-
+    lines = parse_text(read_bytes(input_path), display_name(input_path)) if text else None
+    sentences = None if text else read_conll(input_path, tagged=False)
     model = _load(model_dir, text)  # TensorFlow loads only once the input is known good
+    if text:
+        items = _tokenized(model, lines)
+        sentences = [item.sentence for item in items]
     columns = model.config.feature_columns
     for sentence in sentences:
         check_feature_columns(sentence, columns, display_name(input_path))
@@ -50,6 +49,13 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
         write_output(output_path, render_text(items, results, as_json, scheme))
     else:
         write_output(output_path, render_conll(sentences, results))
+
+
+def _tokenized(model, lines: list[TextLine]) -> list:
+    """The lines that hold a token, as sentences: the model's tokenizer graph, in batches."""
+    batch = 4096
+    return [item for start in range(0, len(lines), batch)
+            for item in text_sentences(lines[start:start + batch], model.tokenize) if len(item.sentence)]
 
 
 def _tag_documents(model, sentences, scheme: str, batch_size: int, progress: bool = False) -> list:
@@ -100,6 +106,8 @@ def tag_stream(model, stream: BinaryIO, out: TextIO, text: bool, as_json: bool, 
         failure = next((item for item in batch if isinstance(item, Exception)), None)
         if failure is not None:
             batch = batch[:batch.index(failure)]
+        if text:
+            batch = _tokenized(model, batch)
         sentences = [item.sentence if text else item for item in batch]
         for sentence in sentences:
             check_feature_columns(sentence, model.config.feature_columns, "<stdin>")

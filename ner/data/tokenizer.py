@@ -1,0 +1,240 @@
+"""Raw text -> tokens with character offsets, as TensorFlow ops: the serving artifacts hold this
+graph, so the checkpoint, the export, the frozen graph, libtagger, the C++ runner and the service
+all tokenize a text the same way.
+
+Text is read in grapheme clusters, what a reader sees as one character (Unicode's extended
+grapheme clusters, UAX #29: a letter with its combining marks, a Devanagari conjunct, a Hangul
+syllable written in jamo, a flag, an emoji ZWJ sequence): no token starts or ends inside one.
+The rules, applied left to right over the clusters:
+  - whitespace separates tokens and is never part of one; so do the invisible format and control
+    characters (BOM, zero-width space, word joiner, bidi marks, NUL) where they stand alone, while
+    a ZWJ or ZWNJ inside a cluster stays in it (a Persian word with a ZWNJ is one word);
+  - a word is a run of letters, digits and underscores, joined across single hyphens
+    ("well-known", "COVID-19") and apostrophes ("O'Neill"), and across '.', ',' or ':' between two
+    digits ("3.5", "1,000", "12:30");
+  - English clitics are split off the end of a word: "don't" -> "do" "n't", "can't" -> "ca" "n't",
+    "John's" -> "John" "'s" (also 'm 'd 're 've 'll, either apostrophe ' or U+2019), and a clitic
+    on its own stays whole ("'s");
+  - letters each followed by a period, two or more times, are one token ("U.S.", "e.g."); any
+    other period is a token of its own ("Mr." -> "Mr" ".");
+  - a run of periods ("...") or of hyphens ("--") is one token;
+  - every other cluster (punctuation, quotes, brackets, symbols such as $ % / & +, an emoji, a
+    flag) is a token by itself.
+A cluster of several characters counts as its first visible character's kind (letter, digit,
+underscore or symbol), so NFD "Zu\\u0308rich" is one word as NFC "Z\\u00fcrich" is; one with an
+enclosing mark (a keycap "1\\ufe0f\\u20e3") is a symbol. Only a cluster of one character can be
+the period, hyphen, apostrophe or clitic letter of a rule: NFD "n\\u0303't" is no "n't", as NFC
+"\\u00f1't" is not either.
+
+How: RE2 (TF Text's regex_split_with_offsets) cuts each text into clusters with the UAX #29
+pattern; each cluster becomes one ASCII stand-in character of its kind; the token rules run as
+RE2 patterns over the stand-ins; the stand-ins' offsets are cluster numbers, which map back to
+the text's bytes and characters. The Unicode classes come from the `regex` module's tables when
+the graph is built, so the graph needs no Unicode data of its own.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import regex
+
+# TF Text's op library that holds RegexSplitWithOffsets; serving.json names it for the C API.
+REGEX_SPLIT_LIBRARY = "_regex_split_ops.so"
+
+# The stand-in of each kind of cluster: ASCII, so RE2's \w, \b and byte offsets are exact.
+SPACE, LETTER, DIGIT, SYMBOL = " ", "a", "0", "#"
+# Characters a rule names, as themselves when a cluster is that one character (lowercased).
+_LITERALS = {**{c: c for c in "smdrevlnt_.-,:'"}, **{c.upper(): c for c in "smdrevlnt"}, "\u2019": "'"}
+
+_WORD_PART = r"(?:0(?:[.,:]0)+|\w)"   # a word character, or digits joined by . , or :
+TOKEN_PATTERN = "|".join([
+    r"(?:[a-z]\.){2,}",                         # abbreviation: U.S., e.g.
+    r"'(?:s|m|d|re|ve|ll)\b",                   # clitic standing alone: 's
+    rf"{_WORD_PART}+(?:[-']{_WORD_PART}+)*",    # word, number
+    r"\.{2,}",                                  # ellipsis
+    r"-{2,}",                                   # dash
+    r"[^ ]",                                    # any other cluster
+])
+# A word's trailing clitic: the replacement leaves what precedes it.
+CLITIC_PATTERN = r"^(.+?)(?:n't|'(?:s|m|d|re|ve|ll))$"
+
+_PLANES = ((0, 0xD800), (0xE000, 0x110000))  # every code point but the surrogates
+
+
+@lru_cache(maxsize=None)
+def _plane_texts() -> tuple[str, ...]:
+    return tuple("".join(map(chr, range(low, high))) for low, high in _PLANES)
+
+
+@lru_cache(maxsize=None)
+def code_point_ranges(pattern: str) -> tuple[tuple[int, int], ...]:
+    """The inclusive code point ranges of the characters that a `regex` character class matches."""
+    found = []
+    for (low, _), text in zip(_PLANES, _plane_texts()):
+        found += [(low + m.start(), low + m.end() - 1) for m in regex.finditer(f"(?:{pattern})+", text)]
+    return tuple(found)
+
+
+def _re2_class(*patterns: str, negate: bool = False) -> str:
+    """An RE2 character class of the code points that any of the `regex` classes match."""
+    ranges = sorted(r for pattern in patterns for r in code_point_ranges(pattern))
+    items = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    return f"[{'^' if negate else ''}{items}]"
+
+
+@lru_cache(maxsize=None)
+def cluster_pattern() -> str:
+    """UAX #29's extended grapheme cluster as an RE2 pattern (its Table 1b regex, with GB9c's
+    Indic conjuncts)."""
+    def gcb(name):
+        return _re2_class(rf"\p{{Grapheme_Cluster_Break={name}}}")
+    control = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("CR", "LF", "Control")))
+    not_control = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("CR", "LF", "Control")), negate=True)
+    extend, zwj = gcb("Extend"), gcb("ZWJ")
+    postcore = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("Extend", "ZWJ", "SpacingMark")))
+    hangul_l, hangul_v, hangul_t, hangul_lv, hangul_lvt = (gcb(n) for n in ("L", "V", "T", "LV", "LVT"))
+    hangul = (f"{hangul_l}*(?:{hangul_v}+|{hangul_lv}{hangul_v}*|{hangul_lvt}){hangul_t}*"
+              f"|{hangul_l}+|{hangul_t}+")
+    regional_pair = gcb("Regional_Indicator") + "{2}"
+    pictographic = _re2_class(r"\p{Extended_Pictographic}")
+    pictographic_sequence = f"{pictographic}(?:{extend}*{zwj}{pictographic})*"
+    consonant, linker = _re2_class(r"\p{InCB=Consonant}"), _re2_class(r"\p{InCB=Linker}")
+    joiner = _re2_class(r"\p{InCB=Extend}", r"\p{InCB=Linker}")
+    conjunct = f"{consonant}(?:{joiner}*{linker}{joiner}*{consonant})+"
+    core = f"(?:{hangul}|{regional_pair}|{pictographic_sequence}|{conjunct}|{not_control})"
+    return f"\r\n|{control}|{gcb('Prepend')}*{core}{postcore}*"
+
+
+@lru_cache(maxsize=None)
+def _cluster_classes() -> dict[str, str]:
+    """RE2 classes of what decides a cluster's kind besides its first visible character."""
+    return {"invisible": _re2_class(r"\p{Cf}", r"\p{Cc}"), "space": _re2_class(r"\s"),
+            "enclosing": _re2_class(r"\p{Me}")}
+
+
+@lru_cache(maxsize=None)
+def stand_in_tables() -> dict[str, np.ndarray]:
+    """Code point -> stand-in as range tables (sorted starts, the stand-in's code from each start
+    on): "general" for a cluster's first visible character, "single" for a cluster of one."""
+    kinds = np.full(0x110000, ord(SYMBOL), np.int32)
+    for pattern, stand_in in ((r"[\p{L}\p{N}]", LETTER), (r"\p{Nd}", DIGIT), (r"\s", SPACE)):
+        for a, b in code_point_ranges(pattern):
+            kinds[a:b + 1] = ord(stand_in)
+    kinds[ord("_")] = ord("_")
+    single = kinds.copy()
+    for char, stand_in in _LITERALS.items():
+        single[ord(char)] = ord(stand_in)
+
+    def table(values):
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(values)) + 1]).astype(np.int32)
+        return starts, values[starts]
+    (general_starts, general), (single_starts, singles) = table(kinds), table(single)
+    return {"general_starts": general_starts, "general": general, "single_starts": single_starts, "single": singles}
+
+
+@lru_cache(maxsize=None)
+def _regex_split_op():
+    """TF Text's RegexSplitWithOffsets, from its op library alone (importing tensorflow_text would
+    load all of its ops)."""
+    import tensorflow as tf
+    return tf.load_op_library(op_library_path(REGEX_SPLIT_LIBRARY)).regex_split_with_offsets
+
+
+def op_library_path(name: str) -> str:
+    """Where the installed tensorflow-text keeps the op library `name`."""
+    spec = importlib.util.find_spec("tensorflow_text")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("tensorflow-text is not installed: raw text is tokenized by its ops "
+                                  "(make installs it: pip install --no-deps -r requirements-no-deps.txt)")
+    path = os.path.join(spec.submodule_search_locations[0], "python", "ops", name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: tensorflow-text's op library {name} missing")
+    return path
+
+
+def load_op_libraries(names: Sequence[str]) -> None:
+    """Registers the ops of a serving artifact's op libraries (serving.json "op_libraries")."""
+    for name in names:
+        if name != REGEX_SPLIT_LIBRARY:
+            raise ValueError(f"op library {name}: unknown (expected {REGEX_SPLIT_LIBRARY})")
+        _regex_split_op()
+
+
+def tokenize_graph(texts):
+    """texts [N] (UTF-8) -> {"tokens" [N, T] ('' padding), "lengths" [N] int32, "starts" and
+    "ends" [N, T] int32: each token's character offsets, end exclusive}."""
+    import tensorflow as tf
+    split = _regex_split_op()
+    texts = tf.reshape(texts, [-1])
+    cluster = cluster_pattern()
+    clusters, cluster_begin, cluster_end, cluster_splits = split(texts, f"({cluster})", f"({cluster})")
+
+    classes = _cluster_classes()
+    visible = tf.strings.regex_replace(clusters, classes["invisible"], "")
+    code_points = tf.strings.unicode_decode(visible, "UTF-8")
+    counts = code_points.row_lengths()
+    first = tf.gather(tf.concat([code_points.flat_values, [0]], 0),
+                      tf.where(counts > 0, code_points.row_starts(), tf.size(code_points.flat_values, tf.int64)))
+    tables = stand_in_tables()
+
+    def look_up(key):
+        return tf.gather(tf.constant(tables[key]), tf.searchsorted(tf.constant(tables[f"{key}_starts"]), first,
+                                                                  side="right") - 1)
+    kinds = tf.where(counts == 1, look_up("single"), look_up("general"))
+    kinds = tf.where(tf.strings.regex_full_match(visible, f"(?s).*{classes['enclosing']}.*"), ord(SYMBOL), kinds)
+    blank = (counts == 0) | tf.strings.regex_full_match(visible, f"(?s).*{classes['space']}.*")
+    kinds = tf.where(blank, ord(SPACE), kinds)
+    stand_ins = tf.strings.unicode_encode(tf.RaggedTensor.from_row_splits(kinds, cluster_splits), "UTF-8")
+
+    # Stand-in offsets are cluster numbers within a text.
+    words, first_cluster, end_cluster, word_splits = split(stand_ins, f"( +|{TOKEN_PATTERN})", f"({TOKEN_PATTERN})")
+    prefix = tf.cast(tf.strings.length(tf.strings.regex_replace(words, CLITIC_PATTERN, r"\1")), tf.int64)
+    clitic_start = first_cluster + tf.where(prefix < end_cluster - first_cluster, prefix, 0)
+    pieces = tf.stack([clitic_start > first_cluster, tf.ones_like(clitic_start, tf.bool)], 1)
+    word_rows = tf.RaggedTensor.from_row_splits(words, word_splits).value_rowids()
+    rows = tf.boolean_mask(tf.stack([word_rows, word_rows], 1), pieces)
+    row_base = tf.gather(cluster_splits, rows)
+    first_of_piece = tf.boolean_mask(tf.stack([first_cluster, clitic_start], 1), pieces) + row_base
+    end_of_piece = tf.boolean_mask(tf.stack([clitic_start, end_cluster], 1), pieces) + row_base
+
+    byte_start = tf.gather(cluster_begin, first_of_piece)
+    byte_end = tf.gather(cluster_end, end_of_piece - 1)
+    tokens = tf.strings.substr(tf.gather(texts, rows), byte_start, byte_end - byte_start)
+    cluster_chars = tf.cast(tf.strings.length(clusters, unit="UTF8_CHAR"), tf.int64)
+    char_start = tf.concat([[0], tf.cumsum(cluster_chars)], 0)  # of every cluster, over all texts
+    text_start = tf.gather(char_start, row_base)
+
+    def padded(values, default):
+        return tf.RaggedTensor.from_value_rowids(values, rows, nrows=tf.size(texts, tf.int64)).to_tensor(default)
+    return {"tokens": padded(tokens, ""),
+            "lengths": tf.cast(tf.math.bincount(tf.cast(rows, tf.int32), minlength=tf.size(texts),
+                                                maxlength=tf.size(texts)), tf.int32),
+            "starts": tf.cast(padded(tf.gather(char_start, first_of_piece) - text_start, 0), tf.int32),
+            "ends": tf.cast(padded(tf.gather(char_start, end_of_piece) - text_start, 0), tf.int32)}
+
+
+TEXTS_SPEC_SHAPE = [None]
+
+
+@lru_cache(maxsize=None)
+def tokenizer_function():
+    """tokenize_graph as a tf.function over a batch of texts [N]."""
+    import tensorflow as tf
+    return tf.function(tokenize_graph, autograph=False, input_signature=[tf.TensorSpec(TEXTS_SPEC_SHAPE, tf.string, name="text")])
+
+
+def rows_of(output: dict) -> list[list[tuple[str, int, int]]]:
+    """A tokenizer's padded output (numpy) -> per text, its (token, start, end)."""
+    tokens, starts, ends = (np.asarray(output[key]) for key in ("tokens", "starts", "ends"))
+    return [[(tokens[row, i].decode("utf-8"), int(starts[row, i]), int(ends[row, i])) for i in range(int(length))]
+            for row, length in enumerate(np.asarray(output["lengths"]))]
+
+
+def tokenize_texts(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+    """Each text's (token, start, end), character offsets, end exclusive."""
+    output = tokenizer_function()(np.array([text.encode("utf-8") for text in texts], dtype=object))
+    return rows_of({key: value.numpy() for key, value in output.items()})
