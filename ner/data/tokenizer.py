@@ -37,7 +37,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import regex
@@ -65,12 +65,12 @@ CLITIC_PATTERN = r"^(.+?)(?:n't|'(?:s|m|d|re|ve|ll))$"
 _PLANES = ((0, 0xD800), (0xE000, 0x110000))  # every code point but the surrogates
 
 
-@lru_cache(maxsize=None)
+@cache
 def _plane_texts() -> tuple[str, ...]:
     return tuple("".join(map(chr, range(low, high))) for low, high in _PLANES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def code_point_ranges(pattern: str) -> tuple[tuple[int, int], ...]:
     """The inclusive code point ranges of the characters that a `regex` character class matches."""
     found = []
@@ -86,7 +86,7 @@ def _re2_class(*patterns: str, negate: bool = False) -> str:
     return f"[{'^' if negate else ''}{items}]"
 
 
-@lru_cache(maxsize=None)
+@cache
 def cluster_pattern() -> str:
     """UAX #29's extended grapheme cluster as an RE2 pattern (its Table 1b regex, with GB9c's
     Indic conjuncts)."""
@@ -109,14 +109,14 @@ def cluster_pattern() -> str:
     return f"\r\n|{control}|{gcb('Prepend')}*{core}{postcore}*"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cluster_classes() -> dict[str, str]:
     """RE2 classes of what decides a cluster's kind besides its first visible character."""
     return {"invisible": _re2_class(r"\p{Cf}", r"\p{Cc}"), "space": _re2_class(r"\s"),
             "enclosing": _re2_class(r"\p{Me}")}
 
 
-@lru_cache(maxsize=None)
+@cache
 def stand_in_tables() -> dict[str, np.ndarray]:
     """Code point -> stand-in as range tables (sorted starts, the stand-in's code from each start
     on): "general" for a cluster's first visible character, "single" for a cluster of one."""
@@ -136,7 +136,7 @@ def stand_in_tables() -> dict[str, np.ndarray]:
     return {"general_starts": general_starts, "general": general, "single_starts": single_starts, "single": singles}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _regex_split_op():
     """TF Text's RegexSplitWithOffsets, from its op library alone (importing tensorflow_text would
     load all of its ops)."""
@@ -171,7 +171,9 @@ def tokenize_graph(texts):
     split = _regex_split_op()
     texts = tf.reshape(texts, [-1])
     cluster = cluster_pattern()
-    clusters, cluster_begin, cluster_end, cluster_splits = split(texts, f"({cluster})", f"({cluster})")
+    # RegexSplitWithOffsets stops at a NUL; U+0001 is a control character as well, alone in its cluster.
+    readable = tf.strings.regex_replace(texts, r"\x00", "\x01")
+    clusters, cluster_begin, cluster_end, cluster_splits = split(readable, f"({cluster})", f"({cluster})")
 
     classes = _cluster_classes()
     visible = tf.strings.regex_replace(clusters, classes["invisible"], "")
@@ -217,14 +219,11 @@ def tokenize_graph(texts):
             "ends": tf.cast(padded(tf.gather(char_start, end_of_piece) - text_start, 0), tf.int32)}
 
 
-TEXTS_SPEC_SHAPE = [None]
-
-
-@lru_cache(maxsize=None)
+@cache
 def tokenizer_function():
     """tokenize_graph as a tf.function over a batch of texts [N]."""
     import tensorflow as tf
-    return tf.function(tokenize_graph, autograph=False, input_signature=[tf.TensorSpec(TEXTS_SPEC_SHAPE, tf.string, name="text")])
+    return tf.function(tokenize_graph, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
 
 
 def rows_of(output: dict) -> list[list[tuple[str, int, int]]]:

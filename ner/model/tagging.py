@@ -14,9 +14,10 @@ from ner.data.schemes import convert_tags
 def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int,
                   progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
     """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
-    sorted by length, so padding stays small, and the results come back in input order."""
-    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
-    results: list = [None] * len(sentences)
+    sorted by length, so padding stays small, and the results come back in input order; a
+    sentence of no token (raw text of spaces) gets no tag without reaching the model."""
+    results: list = [([], np.zeros(0, np.float32))] * len(sentences)
+    order = sorted((i for i in range(len(sentences)) if len(sentences[i])), key=lambda i: len(sentences[i]))
     with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True,
               leave=False) as bar:
         for start in range(0, len(order), batch_size):
@@ -28,4 +29,5 @@ def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int
                 predicted = convert_tags([t.decode() for t in tags[row, :length]], "iob2", scheme)
                 results[index] = (predicted, confidence[row, :length])
             bar.update(len(rows))
+        bar.update(len(sentences) - len(order))
     return results

@@ -13,7 +13,7 @@ import numpy as np
 from ner import model_folder
 from ner.config import Config
 from ner.model_folder import reading
-from ner.serving.manifest import TOKENIZER_OUTPUTS, read_frozen_files, read_manifest
+from ner.serving.manifest import TOKENIZER_OUTPUTS, file_inside, read_frozen_files, read_manifest
 from ner.serving.native import NATIVE_LIBRARY_ENV, CTagger, TaggerError, native_library
 from ner.serving.numpy_head import NumpyHead
 
@@ -53,10 +53,8 @@ class ExportedTagger:
         import tensorflow as tf
 
         from ner.data.tokenizer import load_op_libraries
-        manifest_path = os.path.join(folder, model_folder.MANIFEST)
-        self._manifest_path = manifest_path
-        manifest = read_manifest(manifest_path) if os.path.exists(manifest_path) else {}
-        load_op_libraries(manifest.get("op_libraries", []))
+        self._manifest_path = file_inside(folder, model_folder.MANIFEST, "serving manifest")
+        load_op_libraries(read_manifest(self._manifest_path).get("op_libraries", []))
         with reading(folder, "SavedModel (saved_model.pb, variables/)"):
             self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
             self._signature = self._saved.signatures[model_folder.SIGNATURE]
@@ -197,6 +195,14 @@ class NativeFrozenTagger:
                 tags[b, :lengths[b]] = [tag.encode() for tag in sentence_tags]
                 confidence[b, :lengths[b]] = sentence_confidences
         return {"tags": tags, "confidence": confidence}
+
+    def tokenize(self, texts):
+        """Each raw text's (token, start, end), from the folder's tokenizer graph run by the library
+        (the same message as FrozenTagger's for a folder without one)."""
+        try:
+            return self._tagger.tokenize(texts)
+        except TaggerError as e:
+            raise ValueError(str(e)) from None
 
 
 class FrozenTagger:

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import ROOT
 from ner.data.conll import Sentence, read_conll
 from ner.data.schemes import chunk_spans
-from ner.data.text import tokenize
+from ner.data.tokenizer import tokenize_texts
 from ner.model.tagging import tag_sentences
 from ner.service import http
 from ner.serving.loaders import load_model
@@ -135,7 +135,7 @@ def test_text_tokens_and_sentences_match_tag_sentences(model, test_sentences):
         assert [(e["type"], e["token_start"], e["token_end"]) for e in answer["entities"]] == spans
     for answer, text in zip(many_texts, texts):
         assert answer["text"] == text
-        assert answer["tokens"] == [t for t, _, _ in tokenize(text)]
+        assert answer["tokens"] == [t for t, _, _ in tokenize_texts([text])[0]]
         for entity in answer["entities"]:
             assert text[entity["start"]:entity["end"]] == entity["text"]
     assert blank == [{"text": "", "tokens": [], "tags": [], "confidences": [], "entities": []},

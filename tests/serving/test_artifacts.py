@@ -8,8 +8,10 @@ import pytest
 import tensorflow as tf
 
 import export
+import freeze
 from ner import model_folder
 from ner.data.conll import read_conll
+from ner.model.tagger import Tagger
 from ner.model.tagging import tag_sentences
 from ner.serving import loaders
 from ner.serving.loaders import load_model
@@ -37,6 +39,36 @@ def test_checkpoint_export_and_frozen_give_the_same_predictions(model_fixture, f
         # batches this size in float32 log space, whose rounding grows with sentence length.
         np.testing.assert_allclose(np.concatenate([c for _, c in tagged]),
                                    np.concatenate([c for _, c in reference]), atol=2e-4)
+
+
+# Raw text that exercises every tokenizer rule and the cluster handling.
+RAW_TEXTS = ["Klaus M\u00fcller visited Lisbon on Monday.", "I don't think John's car is in the U.S. -- it's 3.5 km away...",
+             "Zu\u0308rich \U0001f1eb\U0001f1f7 1\ufe0f\u20e3 \u0915\u094d\u0937 O'Neill", "", " \u200b\ufeff ",
+             "\ufeffAnna\u200bmet Peter(Berlin)", "a" * 300]
+
+
+def test_raw_text_gives_the_same_tokens_offsets_tags_and_confidences_everywhere(model_dir, tmp_path):
+    """The tokenizer graph travels in the export and the frozen graph: every form tokenizes alike."""
+    from ner.data.text import TextLine, text_sentences
+    export_dir, frozen_dir = str(tmp_path / "export"), str(tmp_path / "frozen")
+    export.main(["--model_dir", model_dir, "--out", export_dir])
+    freeze.main(["--model_dir", model_dir, "--out", frozen_dir])
+    lines = [TextLine(text, number) for number, text in enumerate(RAW_TEXTS, 1)]
+    results = {}
+    for folder, kind in ((model_dir, Tagger), (export_dir, loaders.ExportedTagger), (frozen_dir, loaders.FrozenTagger)):
+        model = loaders.load_checkpoint(folder) if kind is Tagger else load_model(folder)
+        if kind is loaders.FrozenTagger and not isinstance(model, kind):
+            model = loaders.FrozenTagger(folder)
+        assert isinstance(model, kind)
+        items = text_sentences(lines, model.tokenize)
+        tagged = tag_sentences(model, [item.sentence for item in items], "iob2", batch_size=4)
+        results[kind] = [(item.sentence.words, item.offsets, tags) for item, (tags, _) in zip(items, tagged)], \
+            np.concatenate([confidence for _, confidence in tagged])
+    reference, reference_confidences = results.pop(Tagger)
+    assert [len(words) for words, _, _ in reference] == [7, 18, 5, 0, 0, 6, 1]
+    for kind, (tokens_and_tags, confidences) in results.items():
+        assert tokens_and_tags == reference, kind
+        np.testing.assert_allclose(confidences, reference_confidences, atol=2e-4)
 
 
 def test_signature_takes_features_only_when_the_model_reads_them(model_dir, feature_model_dir, tmp_path):

@@ -1,10 +1,12 @@
 """inference/cc: the CMake build, the tagger command against inference.py, the C API through
-ctypes, malformed input that must end in a clean error, never a crash, and the serving.json
-files that the Python loader refuses (test_loaders.py), refused with the same messages.
+ctypes, raw text tokenized by the folder's tokenizer graph as the checkpoint tokenizes it,
+malformed input that must end in a clean error, never a crash, and the serving.json files that
+the Python loader refuses (test_loaders.py), refused with the same messages.
 
 Run as a script (python tests/test_cc.py LIBRARY FROZEN_DIR SEED) it is the fuzzing client of
 the C API, in a process of its own so that a crash shows as a signal instead of killing pytest.
 """
+import json
 import os
 import random
 import shutil
@@ -159,14 +161,172 @@ def test_tagger_turns_onednn_off_unless_the_caller_chose(cc_build, frozen_dir):
     assert "oneDNN custom operations are on" not in logs[None] and "loaded in" in logs[None]
 
 
-def test_text_format_tags_whitespace_tokens(cc_build, frozen_dir):
-    done = tagger(cc_build, frozen_dir, "Klaus Müller visited Lisbon\n\n  \nHello\tworld\n".encode(), "--format", "text")
-    assert done.returncode == 0, done.stderr.decode()
+# Raw texts, one per line, that the tokenizer must cut and offset exactly as the checkpoint does:
+# clitics, abbreviations, numbers, combining marks (NFD), emoji sequences, flags, keycaps,
+# zero-width and other invisible characters, JSON's escapes, blank and token-less lines. The first
+# starts with a BOM, which raw text keeps as an invisible character, as inference.py does.
+TRICKY_TEXTS = [
+    "\ufeffAngela Merkel didn't fly to Paris, she'll go to Berlin.",
+    "",
+    "The U.S. and e.g. Mr. Smith paid $3.5 million (1,000 euros) at 12:30 ... -- well-known O'Neill's",
+    "   \t ",
+    "Zu\u0308rich and Z\u00fcrich, \u0928\u092e\u0938\u094d\u0924\u0947 \u1100\u1161\u11a8 caf\u00e9",
+    "Family \U0001F468\u200D\U0001F469\u200D\U0001F467 flags \U0001F1E9\U0001F1EA\U0001F1EB\U0001F1F7"
+    " keycap 1\ufe0f\u20e3 smile\U0001F600",
+    "zero\u200bwidth\u2060joiner \u200e\u200fbidi \u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 ZWNJ",
+    "\u200b\u2060\ufeff",
+    'quotes "Bonn" \\ back\\slash \x01control\x1b \x7fdel\ttab',
+    "John's JOHN'S can't I'm we're you've they'd",
+    "Angela Merkel",
+]
+
+
+def checkpoint_tags(model_dir, texts):
+    """The checkpoint's tokenization of each text and its (tags, confidences) for those with a token."""
+    from ner.data.conll import Sentence
+    from ner.model.tagging import tag_sentences
+    from ner.serving.loaders import load_checkpoint
+    model = load_checkpoint(model_dir)
+    rows = model.tokenize(texts)
+    sentences = [Sentence(lines=tuple(w for w, _, _ in row), columns=tuple((w,) for w, _, _ in row), first_line=i + 1)
+                 for i, row in enumerate(rows) if row]
+    tagged = iter(tag_sentences(model, sentences, "iob2", batch_size=8))
+    return rows, [next(tagged) if row else None for row in rows]
+
+
+def test_raw_text_is_tokenized_and_tagged_as_the_checkpoint_does(cc_build, model_dir, frozen_dir, export_dir):
+    """--format text and --json on a frozen and an export folder: the checkpoint's tokens, offsets
+    and tags, its confidences to the 4 decimals written, entities as ner.data.render.describe
+    gives them; and every JSON line byte for byte what describe and json.dumps write."""
+    from ner.data.render import describe
+    rows, tagged = checkpoint_tags(model_dir, TRICKY_TEXTS)
+    assert [len(row) for row in rows].count(0) == 3  # the empty, blank and invisible lines
+    stdin = "".join(text + "\n" for text in TRICKY_TEXTS).encode()
+    expected_text = "".join("".join(f"{w} {t}\n" for (w, _, _), t in zip(row, result[0])) + "\n"
+                            for row, result in zip(rows, tagged) if row)
+    for folder in (frozen_dir, export_dir):
+        done = tagger(cc_build, folder, stdin, "--format", "text")
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode() == expected_text
+        done = tagger(cc_build, folder, stdin, "--json")
+        assert done.returncode == 0, done.stderr.decode()
+        lines = done.stdout.decode().splitlines()
+        assert len(lines) == len(rows) - 3
+        c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+        for line, text, row, (tags, confidences) in zip(lines, [t for t, r in zip(TRICKY_TEXTS, rows) if r],
+                                                         [r for r in rows if r], [t for t in tagged if t]):
+            got = json.loads(line)
+            want = describe([w for w, _, _ in row], tags, confidences, "iob2", text, [(s, e) for _, s, e in row])
+            assert got["confidences"] == pytest.approx(want["confidences"], abs=2e-4)
+            for entity in got["entities"] + want["entities"]:
+                entity["confidence"] = round(entity["confidence"], 2)
+            assert {**got, "confidences": None} == {**want, "confidences": None}
+            # The same text through the C API, one at a time as the runner tags it: the line is what
+            # Python writes of the same numbers.
+            (c_row, c_tags, c_confidences), = c_tagger.tag_text([text])
+            assert c_row == row and c_tags == tags
+            same = describe([w for w, _, _ in c_row], c_tags, c_confidences, "iob2", text, [(s, e) for _, s, e in c_row])
+            assert line == json.dumps(same, ensure_ascii=False)
+
+
+def test_inference_py_and_the_runner_write_the_same_text_and_json(cc_build, frozen_dir, tmp_path, monkeypatch):
+    """inference.py on the library (NativeFrozenTagger) against the runner, byte for byte."""
+    import inference
+    from ner.serving import native
+    monkeypatch.setenv(native.NATIVE_LIBRARY_ENV, os.path.join(cc_build, "libtagger.so"))
+    source = tmp_path / "in.txt"
+    source.write_bytes("".join(text + "\n" for text in TRICKY_TEXTS).encode())
+    for args in ([], ["--json"]):
+        out = tmp_path / "out.txt"
+        inference.main(["--model_dir", frozen_dir, "--format", "text", "--input", str(source), "--output", str(out), *args])
+        done = tagger(cc_build, frozen_dir, source.read_bytes(), "--format", "text", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        python_lines, runner_lines = out.read_text(encoding="utf-8").splitlines(), done.stdout.decode().splitlines()
+        assert len(python_lines) == len(runner_lines)
+        for python_line, runner_line in zip(python_lines, runner_lines):
+            if args:  # batches of other sizes may move a confidence in its last bit
+                python_line, runner_line = json.loads(python_line), json.loads(runner_line)
+                assert python_line["confidences"] == pytest.approx(runner_line["confidences"], abs=2e-4)
+                python_line["confidences"] = runner_line["confidences"] = None
+                for entity in python_line["entities"] + runner_line["entities"]:
+                    entity["confidence"] = round(entity["confidence"], 2)
+            assert python_line == runner_line
+
+
+def test_native_tokenize_is_the_checkpoints(cc_build, model_dir, frozen_dir):
+    from ner.serving.loaders import NativeFrozenTagger, load_checkpoint
+    texts = [*TRICKY_TEXTS, "line\nbreaks\r\nand\u2028separators", "x" * 3000, "a " * 2000]
+    expected = load_checkpoint(model_dir).tokenize(texts)
+    assert NativeFrozenTagger(frozen_dir, os.path.join(cc_build, "libtagger.so")).tokenize(texts) == expected
     c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), frozen_dir)
-    sentences = [["Klaus", "Müller", "visited", "Lisbon"], ["Hello", "world"]]
-    expected = "".join("".join(f"{w} {t}\n" for w, t in zip(words, tags)) + "\n"
-                       for words, (tags, _) in zip(sentences, c_tagger.tag(sentences)))
-    assert done.stdout.decode() == expected
+    assert c_tagger.has_tokenizer
+    assert c_tagger.tokenize([]) == [] and c_tagger.tag_text([]) == []
+    assert c_tagger.tag_text(["", "\u200b"]) == [([], [], []), ([], [], [])]
+    for bad, message in (([b"ok", b"caf\xe9"], "text 1 is not UTF-8"), (["a\0b"], "NUL")):
+        for call in (c_tagger.tokenize, c_tagger.tag_text):
+            with pytest.raises(TaggerError, match=message):
+                call(bad)
+
+
+def test_a_folder_without_a_tokenizer_says_to_write_it_again(cc_build, frozen_dir, tmp_path):
+    """Folders written before raw text was tokenized inside the graph still tag CoNLL and tokens."""
+    from test_loaders import edit_manifest
+
+    from ner.serving.loaders import FrozenTagger, NativeFrozenTagger, no_tokenizer
+    # The graph keeps the tokenizer's ops, so "op_libraries" stays.
+    folder, named = damaged_copy(frozen_dir, tmp_path, edit_manifest(lambda m: m.pop("tokenizer")))
+    message = str(no_tokenizer(named))
+    for loader in (FrozenTagger(folder), NativeFrozenTagger(folder, os.path.join(cc_build, "libtagger.so"))):
+        with pytest.raises(ValueError) as error:
+            loader.tokenize(["Hello world"])
+        assert str(error.value) == message
+    c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+    assert not c_tagger.has_tokenizer and c_tagger.tag([["Hello", "world"]])
+    with pytest.raises(TaggerError) as error:
+        c_tagger.tag_text(["Hello world"])
+    assert str(error.value) == message
+    done = tagger(cc_build, folder, b"\nHello world\n", "--format", "text")
+    assert done.returncode == 1 and done.stdout == b""
+    assert f"tagger: <stdin>:1: {message}\n" in done.stderr.decode(), done.stderr.decode()
+    done = tagger(cc_build, folder, b"Hello NN O\n")
+    assert done.returncode == 0 and done.stdout.startswith(b"Hello NN O ") and done.stdout.endswith(b"\n\n")
+
+
+def test_a_missing_op_library_is_one_clear_error(cc_build, frozen_dir, export_dir, tmp_path, monkeypatch):
+    empty = tmp_path / "no-ops"
+    empty.mkdir()
+    env = dict(os.environ, NER_TF_OPS_DIR=str(empty))
+    for folder in (frozen_dir, export_dir):
+        done = subprocess.run([os.path.join(cc_build, "tagger"), folder, "--format", "text"], input=b"Hello world\n",
+                              capture_output=True, env=env)
+        assert done.returncode == 1 and done.stdout == b""
+        lines = done.stderr.decode().splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0] == (f'tagger: op library _regex_split_ops.so (serving.json "op_libraries") not found in {empty} '
+                            "(NER_TF_OPS_DIR): install tensorflow-text (pip install --no-deps -r requirements-no-deps.txt) "
+                            "or set NER_TF_OPS_DIR to the folder that holds _regex_split_ops.so (tensorflow_text/python/ops)")
+    from ner.serving.loaders import NativeFrozenTagger
+    monkeypatch.setenv("NER_TF_OPS_DIR", str(empty))
+    with pytest.raises(ValueError, match=f"cannot run it: op library _regex_split_ops.so .* not found in {empty} "):
+        NativeFrozenTagger(frozen_dir, os.path.join(cc_build, "libtagger.so"))
+    # A library serving.json names that the folder lacks.
+    folder, _ = damaged_copy(frozen_dir, tmp_path, edit_manifest_libraries(["_no_such_ops.so"]))
+    monkeypatch.delenv("NER_TF_OPS_DIR")
+    with pytest.raises(TaggerError, match=r"op library _no_such_ops.so \(serving.json \"op_libraries\"\) not found in /"):
+        CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+
+
+def edit_manifest_libraries(names):
+    from test_loaders import edit_manifest
+    return edit_manifest(lambda m: m.update(op_libraries=names))
+
+
+def test_raw_text_for_a_feature_model_is_refused(cc_build, frozen_feature_dir):
+    c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), frozen_feature_dir)
+    with pytest.raises(TaggerError) as error:
+        c_tagger.tag_text(["Hello world"])
+    assert str(error.value) == f"{frozen_feature_dir} was trained with CoNLL feature columns [1, 2]; tag CoNLL input instead"
+    assert c_tagger.tokenize(["Hello world"]) == [[("Hello", 0, 5), ("world", 6, 11)]]
 
 
 @pytest.mark.parametrize("stdin, args, message", [
@@ -177,6 +337,10 @@ def test_text_format_tags_whitespace_tokens(cc_build, frozen_dir):
     (b"a\x00b NN O\n", [], b"<stdin>:1: expected text, found a NUL byte"),
     (b"a NN O\n", ["--format", "xml"], b"--format expects conll or text"),
     (b"a NN O\n", ["--threads", "many"], b"--threads expects a number"),
+    (b"a NN O\n", ["--format", "conll", "--json"], b"--json writes tagged raw text"),
+    (b"ok\nb\xff\n", ["--json"], b"<stdin>:2: expected UTF-8 text, found invalid byte 0xff"),
+    (b"ok\na\x00b\n", ["--format", "text"], b"<stdin>:2: expected text, found a NUL byte"),
+    (b"! " * 10001 + b"\n", ["--format", "text"], b"<stdin>:1: expected a sentence of at most 10000 tokens"),
 ])
 def test_bad_input_is_a_clean_error(cc_build, frozen_dir, stdin, args, message):
     done = tagger(cc_build, frozen_dir, stdin, *args)
@@ -218,7 +382,9 @@ def export_dir(model_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("case", ["serving.json a link out", "words no tensor name", "lengths a string tensor",
-                                  "features without feature_columns", "nested 65 deep", "a NUL character"])
+                                  "features without feature_columns", "nested 65 deep", "a NUL character",
+                                  "op_libraries a path", "tokenizer without ends", "tokenizer text not in the graph",
+                                  "tokenizer starts a string tensor"])
 def test_c_api_checks_the_manifest_of_an_export_folder_alike(case, cc_build, export_dir, tmp_path):
     """The C API reads an export folder's serving.json too (the Python loader reads the SavedModel's signature)."""
     folder, named = damaged_copy(export_dir, tmp_path, BAD_MANIFESTS[case])
@@ -300,7 +466,8 @@ def test_malformed_c_api_calls_never_crash(cc_build, frozen_dir, frozen_feature_
 
 
 def fuzz_c_api(library: str, frozen: str, seed: int):
-    """C_API_CALLS batches of odd tokens: each must be tagged or refused with a message."""
+    """C_API_CALLS batches of odd tokens, some joined into raw texts: each must be tagged or refused
+    with a message."""
     rng = random.Random(seed)
     c_tagger = CTagger(library, frozen)
     ok = refused = 0
@@ -321,9 +488,19 @@ def fuzz_c_api(library: str, frozen: str, seed: int):
         if c_tagger.num_feature_columns and rng.random() < 0.9:
             features = [[[random_text(rng, 3) for _ in range(c_tagger.num_feature_columns)] for _ in s]
                         for s in sentences]
+        raw_text = rng.random() < 0.2  # the sentences' tokens joined, as raw texts
         try:
-            result = c_tagger.tag(sentences, features)
-            assert [len(tags) for tags, _ in result] == [len(s) for s in sentences]
+            if raw_text:
+                texts = [(b" " if any(isinstance(t, bytes) for t in s) else " ").join(
+                    t.encode() if isinstance(t, str) and any(isinstance(u, bytes) for u in s) else t for t in s)
+                    for s in sentences]
+                for text, (tokens, tags, confidences) in zip(texts, c_tagger.tag_text(texts)):
+                    text = text.decode() if isinstance(text, bytes) else text
+                    assert all(text[start:end] == token for token, start, end in tokens)
+                    assert len(tags) == len(confidences) == len(tokens)
+            else:
+                result = c_tagger.tag(sentences, features)
+                assert [len(tags) for tags, _ in result] == [len(s) for s in sentences]
             ok += 1
         except TaggerError as e:
             assert str(e)

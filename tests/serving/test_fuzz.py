@@ -14,7 +14,8 @@ from test_cc import MAX_LINE_BYTES, cc_build, tagger  # noqa: F401  (cc_build is
 from ner.data.conll import DOCSTART, InputError, Sentence, parse_conll
 from ner.data.render import render_conll
 from ner.data.schemes import convert_tags
-from ner.data.text import parse_text
+from ner.data.text import parse_text, text_sentences
+from ner.data.tokenizer import tokenize_texts
 from ner.model.tagging import tag_sentences
 from ner.service import http
 from ner.serving.loaders import load_model
@@ -111,12 +112,12 @@ def test_reader_on_random_bytes_gives_sentences_or_a_clear_error(data):
 @given(st.binary(max_size=300) | st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_raw_text_reader_gives_sentences_or_a_clear_error(data):
     try:
-        items = parse_text(data, "in.txt")
+        lines = parse_text(data, "in.txt")
     except InputError as e:
         assert str(e).startswith(f"in.txt:{e.line}: expected UTF-8 text")
         return
-    for item in items:
-        assert len(item.sentence) > 0
+    assert all(line.text.strip() for line in lines)
+    for item in text_sentences(lines, tokenize_texts):
         assert all(item.text[start:end] == word for word, (start, end) in zip(item.sentence.words, item.offsets))
 
 
@@ -133,7 +134,7 @@ def test_service_request_parser_accepts_or_explains(body):
     limits = http.Limits(max_sentences=8, max_tokens=16, max_text_chars=200)
     for feature_columns in ([], [1, 2]):
         try:
-            items = http.parse_request(body, limits, feature_columns)
+            items = http.parse_request(body, limits, feature_columns, tokenize_texts)
         except http.RequestError as e:
             assert e.status in (400, 413) and e.message
             continue

@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 # Files the Python loaders never read: the training state, TensorBoard logs, and what only other
 # loaders use (the export's serving.json is for the C API; fingerprint.pb is optional).
-UNREAD = ("checkpoints/last/", "logs/", "history.jsonl", "fingerprint.pb", "export-serving.json")
+UNREAD = ("checkpoints/last/", "logs/", "history.jsonl", "fingerprint.pb")
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +207,25 @@ BAD_MANIFESTS = {
     "lengths a string tensor": edit_manifest(lambda m: m["inputs"].update(lengths=m["inputs"]["words"])),
     "emissions past the outputs": edit_manifest(lambda m: m["outputs"].update(emissions=m["outputs"]["emissions"][:-1] + "7")),
     "init_op not in the graph": setting("init_op", "no_such_op"),
+    "op_libraries a string": setting("op_libraries", "_regex_split_ops.so"),
+    "op_libraries a path": setting("op_libraries", ["../_regex_split_ops.so"]),
+    "op_libraries ..": setting("op_libraries", [".."]),
+    "op_libraries a number": setting("op_libraries", [5]),
+    "tokenizer a list": setting("tokenizer", []),
+    "tokenizer without inputs": without("inputs", "tokenizer"),
+    "tokenizer inputs a string": edit_manifest(lambda m: m["tokenizer"].update(inputs="tokenize/text:0")),
+    "tokenizer without text": edit_manifest(lambda m: m["tokenizer"]["inputs"].pop("text")),
+    "tokenizer without outputs": without("outputs", "tokenizer"),
+    "tokenizer without ends": edit_manifest(lambda m: m["tokenizer"]["outputs"].pop("ends")),
+    "tokenizer lengths a number": edit_manifest(lambda m: m["tokenizer"]["outputs"].update(lengths=1)),
+    "tokenizer text not in the graph": edit_manifest(lambda m: m["tokenizer"]["inputs"].update(text="nowhere:0")),
+    "tokenizer text no tensor name": edit_manifest(lambda m: m["tokenizer"]["inputs"].update(text="text")),
+    "tokenizer tokens an int32 tensor": edit_manifest(
+        lambda m: m["tokenizer"]["outputs"].update(tokens=m["tokenizer"]["outputs"]["lengths"])),
+    "tokenizer starts a string tensor": edit_manifest(
+        lambda m: m["tokenizer"]["outputs"].update(starts=m["tokenizer"]["outputs"]["tokens"])),
+    "tokenizer ends past the outputs": edit_manifest(
+        lambda m: m["tokenizer"]["outputs"].update(ends=m["tokenizer"]["outputs"]["ends"].split(":")[0] + ":7")),
     "not an object": edit_text(lambda text: f"[{text}]"),
     "nested 65 deep": with_member("[" * 64 + "]" * 64),
     "a NUL character": with_member('"a\\u0000b"'),

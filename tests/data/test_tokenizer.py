@@ -1,4 +1,7 @@
-"""ner/data/text.py: tokenizing raw text into tokens with character offsets, and the text readers."""
+"""ner/data/tokenizer.py: the tokenizer graph (raw text -> tokens with character offsets), checked
+against the rules and against a reference written independently over the `regex` module's
+grapheme clusters (\\X); and ner/data/text.py's readers."""
+import re
 import unicodedata
 
 import pytest
@@ -6,15 +9,64 @@ import regex
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ner.data.text import parse_text, tokenize
+from ner.data.text import parse_text, text_sentences
+from ner.data.tokenizer import tokenize_texts
 
 PROPERTIES = settings(database=None, derandomize=True, deadline=None, max_examples=300,
                       suppress_health_check=[HealthCheck.too_slow])
 
 
+def tokenize(text):
+    return tokenize_texts([text])[0]
+
+
+# ---------------------------------------------------------------- the reference
+
+_LITERALS = {**{c: c for c in "smdrevlnt_.-,:'"}, **{c.upper(): c for c in "smdrevlnt"}, "\u2019": "'"}
+_REFERENCE_TOKEN = re.compile(r"""(?:[a-z]\.){2,}|'(?:s|m|d|re|ve|ll)\b|\w+(?:(?:-|'|(?<=\d)[.,:](?=\d))\w+)*
+                              |\.{2,}|-{2,}|\S""", re.VERBOSE)
+_REFERENCE_CLITIC = re.compile(r"(?:n't|'(?:s|m|d|re|ve|ll))$")
+
+
+def reference_stand_in(cluster: str) -> str:
+    """The tokenizer's docstring's rule for what kind of character a cluster counts as."""
+    visible = regex.sub(r"[\p{Cf}\p{Cc}]", "", cluster)
+    if not visible or regex.search(r"\s", visible):
+        return " "
+    if regex.search(r"\p{Me}", visible):
+        return "#"
+    first = visible[0]
+    if len(visible) == 1 and first in _LITERALS:
+        return _LITERALS[first]
+    if first == "_" or regex.match(r"\p{Nd}", first):
+        return "_" if first == "_" else "0"
+    return "a" if regex.match(r"[\p{L}\p{N}]", first) else "#"
+
+
+def reference_tokenize(text: str) -> list[tuple[str, int, int]]:
+    """The rules with Python's re (lookarounds, Unicode-aware) over the `regex` module's clusters."""
+    clusters = regex.findall(r"\X", text)
+    starts = [0]
+    for cluster in clusters:
+        starts.append(starts[-1] + len(cluster))
+    stand_ins = "".join(map(reference_stand_in, clusters))
+    tokens = []
+    for match in _REFERENCE_TOKEN.finditer(stand_ins):
+        first, last = match.span()
+        start, end = starts[first], starts[last]
+        clitic = _REFERENCE_CLITIC.search(match.group())
+        if clitic and clitic.start() > 0:
+            split = starts[first + clitic.start()]
+            tokens.append((text[start:split], start, split))
+            start = split
+        tokens.append((text[start:end], start, end))
+    return tokens
+
+
 def tokens_with_offsets(text):
-    """Check every offset against the text, then return the tokens."""
+    """Check every offset against the text and the tokens against the reference, then return them."""
     tokens = tokenize(text)
+    assert tokens == reference_tokenize(text)
     for token, start, end in tokens:
         assert text[start:end] == token
     return tokens
@@ -70,7 +122,7 @@ def test_a_letter_with_combining_marks_stays_one_word(form, word):
 
 
 def test_nfd_text_tokenizes_as_nfc_does():
-    # An NFD n-tilde is no "n" of a clitic "n't": it counts as its NFC letter.
+    # An NFD n-tilde is no "n" of a clitic "n't", as the NFC letter is not.
     text = "Do\u00f1't Fran\u00e7ois' U.\u00c9. caf\u00e9-cr\u00e8me 'S\u00e9"
     nfc = [token for token, _, _ in tokens_with_offsets(text)]
     nfd = [unicodedata.normalize("NFC", token) for token, _, _ in tokens_with_offsets(unicodedata.normalize("NFD", text))]
@@ -144,11 +196,13 @@ def test_invisible_characters_separate_tokens_and_are_never_tokens(text, expecte
     assert tokens_with_offsets(text) == expected
 
 
-def test_the_text_reader_leaves_invisible_characters_out():
-    items = parse_text("\ufeffHello\u200bworld\n\u200b\x00\nZu\u0308rich\n".encode(), "in.txt")
+def test_the_text_reader_leaves_blank_lines_and_invisible_characters_out():
+    lines = parse_text("\ufeffHello\u200bworld\n \t\n\u200b\x00\nZu\u0308rich\n".encode(), "in.txt")
+    assert [line.number for line in lines] == [1, 3, 4]  # line 2 is blank
+    items = [item for item in text_sentences(lines, tokenize_texts) if len(item.sentence)]
     assert [item.sentence.words for item in items] == [("Hello", "world"), ("Zu\u0308rich",)]
     assert [item.offsets for item in items] == [((1, 6), (7, 12)), ((0, 7),)]
-    assert [item.sentence.first_line for item in items] == [1, 3]
+    assert [item.sentence.first_line for item in items] == [1, 4]
 
 
 # ---------------------------------------------------------------- properties
@@ -174,7 +228,9 @@ def test_tokens_are_whole_clusters_and_never_invisible(text):
     boundaries = {0, len(text)} | {start for start, _ in clusters}
     covered = set()
     previous_end = 0
-    for token, start, end in tokenize(text):
+    tokens = tokenize(text)
+    assert tokens == reference_tokenize(text)
+    for token, start, end in tokens:
         assert text[start:end] == token and previous_end <= start < end
         previous_end = end
         assert start in boundaries and end in boundaries
@@ -197,10 +253,6 @@ def test_nfd_and_nfc_give_the_same_tokens(text):
     assert nfd == nfc
 
 
-@PROPERTIES
-@given(st.text(st.characters(max_codepoint=0x7F), max_size=40))
-def test_ascii_text_tokenizes_as_on_the_general_path(text):
-    # tokenize takes a short cut for ASCII text; a non-ASCII word after a space sends it the long way.
-    end = len(text) + 2
-    assert tokenize(text + " \u00e9") == [*tokenize(text), ("\u00e9", end - 1, end)]
-    assert tokenize(text + " \u0301") == tokenize(text)   # a mark on a space, and a cluster of two
+def test_a_batch_tokenizes_each_text_as_alone():
+    texts = ["I don't know.", "", "Zu\u0308rich \U0001f1eb\U0001f1f7", " \u200b ", "U.S. 3.5"]
+    assert tokenize_texts(texts) == [tokenize(text) for text in texts]
