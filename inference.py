@@ -5,7 +5,7 @@
 conll: each input line gets the predicted tag appended as a last column (pred.txt, which
   `python etc/conlleval.py < pred.txt` scores when the input had gold tags); -DOCSTART- lines
   are passed through tagged O.
-text:  one sentence per line, tokenized here; writes `word tag` lines, or with --json one
+text:  one sentence per line, tokenized by the model's tokenizer graph; writes `word tag` lines, or with --json one
   JSON object per sentence with tokens, tags, confidences and entity spans (character offsets).
 """
 from __future__ import annotations
