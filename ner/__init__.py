@@ -14,6 +14,7 @@ the ones above it:
 
 Beside them: config.py (the one config object), model_folder.py (a model folder's layout and
 atomic writes), cli.py (how commands report errors), paths.py (the paths a command is given,
-checked before any work), tf_options.py (process-wide TensorFlow settings). The commands at the
+checked before any work), tf_options.py (process-wide TensorFlow settings), op_libraries.py
+(TensorFlow Text's op libraries, loaded by file). The commands at the
 repository root are argparse plus one call into this package.
 """

@@ -34,16 +34,13 @@ the graph is built, so the graph needs no Unicode data of its own.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
 import regex
 
-# TF Text's op library that holds RegexSplitWithOffsets; serving.json names it for the C API.
-REGEX_SPLIT_LIBRARY = "_regex_split_ops.so"
+from ner import op_libraries
 
 # The stand-in of each kind of cluster: ASCII, so RE2's \w, \b and byte offsets are exact.
 SPACE, LETTER, DIGIT, SYMBOL = " ", "a", "0", "#"
@@ -136,32 +133,8 @@ def stand_in_tables() -> dict[str, np.ndarray]:
     return {"general_starts": general_starts, "general": general, "single_starts": single_starts, "single": singles}
 
 
-@cache
 def _regex_split_op():
-    """TF Text's RegexSplitWithOffsets, from its op library alone (importing tensorflow_text would
-    load all of its ops)."""
-    import tensorflow as tf
-    return tf.load_op_library(op_library_path(REGEX_SPLIT_LIBRARY)).regex_split_with_offsets
-
-
-def op_library_path(name: str) -> str:
-    """Where the installed tensorflow-text keeps the op library `name`."""
-    spec = importlib.util.find_spec("tensorflow_text")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("tensorflow-text is not installed: raw text is tokenized by its ops "
-                                  "(make installs it: pip install --no-deps -r requirements-no-deps.txt)")
-    path = os.path.join(spec.submodule_search_locations[0], "python", "ops", name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: tensorflow-text's op library {name} missing")
-    return path
-
-
-def load_op_libraries(names: Sequence[str]) -> None:
-    """Registers the ops of a serving artifact's op libraries (serving.json "op_libraries")."""
-    for name in names:
-        if name != REGEX_SPLIT_LIBRARY:
-            raise ValueError(f"op library {name}: unknown (expected {REGEX_SPLIT_LIBRARY})")
-        _regex_split_op()
+    return op_libraries.load(op_libraries.REGEX_SPLIT).regex_split_with_offsets
 
 
 def tokenize_graph(texts):

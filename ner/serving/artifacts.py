@@ -8,8 +8,8 @@ lengths [B] and, only for models that read feature columns, features [B, T, F] i
 (IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph. Both also
 hold the raw-text tokenizer (ner/data/tokenizer.py): text [N] in; tokens [N, T], lengths [N] and
 each token's character starts and ends [N, T] out, which a runtime feeds on to the serving
-function. It runs TF Text's RegexSplitWithOffsets, whose op library serving.json names
-("op_libraries") for loaders to load before the graph.
+function. It runs TF Text's RegexSplitWithOffsets (and BERT models its WordPiece ops), whose op
+libraries serving.json names ("op_libraries") for loaders to load before the graph.
 
 A frozen graph cannot capture a table from outside, so each table becomes a HashTableV2 node
 filled by an InitializeTableV2 node from constant keys and values, all grouped under the op
@@ -28,8 +28,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from ner import model_folder, paths
-from ner.data.tokenizer import REGEX_SPLIT_LIBRARY, tokenizer_function
+from ner import model_folder, op_libraries, paths
+from ner.data.tokenizer import tokenizer_function
 from ner.model.tagger import FEATURES, LENGTHS, WORDS, Tagger
 from ner.model_folder import replace_folder
 from ner.serving.loaders import load_checkpoint
@@ -95,7 +95,7 @@ def export(model, config_path: str, target: str) -> None:
         _write_manifest(folder, {**names(model_folder.SIGNATURE),
                                  "feature_columns": list(model.config.feature_columns),
                                  "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
-                                 "op_libraries": [REGEX_SPLIT_LIBRARY],
+                                 "op_libraries": op_libraries.needed_by([saved_model.meta_graphs[0].graph_def]),
                                  "tensorflow_version": tf.__version__})
         shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
 
@@ -219,7 +219,7 @@ def frozen_graph(model) -> tuple:
                 "tensorflow_version": tf.__version__}
     tokenizer_nodes, manifest["tokenizer"] = _tokenizer_nodes()
     graph_def.node.extend(tokenizer_nodes)
-    manifest["op_libraries"] = [REGEX_SPLIT_LIBRARY]
+    manifest["op_libraries"] = op_libraries.needed_by([graph_def])
     if head is not None:
         manifest["head"] = head
     return graph_def, manifest

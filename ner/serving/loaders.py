@@ -52,9 +52,9 @@ class ExportedTagger:
                 raise FileNotFoundError(f"{os.path.join(folder, name)}: missing (the export folder is incomplete)")
         import tensorflow as tf
 
-        from ner.data.tokenizer import load_op_libraries
+        from ner import op_libraries
         self._manifest_path = file_inside(folder, model_folder.MANIFEST, "serving manifest")
-        load_op_libraries(read_manifest(self._manifest_path).get("op_libraries", []))
+        op_libraries.load_all(read_manifest(self._manifest_path).get("op_libraries", []))
         with reading(folder, "SavedModel (saved_model.pb, variables/)"):
             self._saved = tf.saved_model.load(folder)  # owns the variables the signature reads
             self._signature = self._saved.signatures[model_folder.SIGNATURE]
@@ -149,9 +149,9 @@ def _read_frozen(folder: str) -> tuple:
     is missing or malformed."""
     import tensorflow as tf
 
-    from ner.data.tokenizer import load_op_libraries
+    from ner import op_libraries
     config, manifest, manifest_path, graph_path = read_frozen_files(folder)
-    load_op_libraries(manifest.get("op_libraries", []))  # before the graph that runs their ops
+    op_libraries.load_all(manifest.get("op_libraries", []))  # before the graph that runs their ops
     graph_def = tf.compat.v1.GraphDef()
     graph = tf.Graph()
     with reading(graph_path, "frozen graph"), graph.as_default():
