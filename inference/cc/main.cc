@@ -1,11 +1,13 @@
 // tagger: tags stdin with a frozen (or export) model folder, one sentence at a time, through libtagger.
 //
-//   tagger FROZEN_DIR [--threads N] [--format conll|text] < input > output
+//   tagger FOLDER [--threads N] [--format conll|text] [--json] < input > output
 //
 // conll: the input lines with the predicted IOB2 tag appended as a last column, sentences
 //   separated by one blank line, -DOCSTART- lines tagged O (inference.py's pred.txt).
-// text:  one sentence per line, tokens separated by whitespace; writes `token tag` lines and a
-//   blank line after each sentence; lines without tokens are skipped.
+// text:  one raw text (a sentence) per line, tokenized by the folder's tokenizer graph; writes
+//   `token tag` lines and a blank line after each text, or with --json one JSON object per text
+//   (text, tokens, tags, confidences, entities with character offsets); lines without a token are
+//   skipped. Both are byte for byte what `inference.py --format text [--json]` writes.
 // stderr gets the load time and the mean and median tagging time per sentence, excluding the
 // first sentence (which pays for TensorFlow's one-time graph optimisation).
 // Bad input stops with `<stdin>:LINE: what was expected` and exit status 1; output is flushed
@@ -13,9 +15,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +28,8 @@
 
 #include <dlfcn.h>
 #include <unistd.h>
+
+#include <nlohmann/json.hpp>
 
 #include "tagger.h"
 #include "utf8.h"
@@ -44,7 +50,13 @@ decltype(&::tagger_close) close;
 decltype(&::tagger_num_feature_columns) num_feature_columns;
 decltype(&::tagger_feature_column) feature_column;
 decltype(&::tagger_tag) tag;
+decltype(&::tagger_tag_text) tag_text;
+decltype(&::tagger_result_size) result_size;
 decltype(&::tagger_result_tags) result_tags;
+decltype(&::tagger_result_confidences) result_confidences;
+decltype(&::tagger_result_tokens) result_tokens;
+decltype(&::tagger_result_starts) result_starts;
+decltype(&::tagger_result_ends) result_ends;
 decltype(&::tagger_result_free) result_free;
 decltype(&::tagger_last_error) last_error;
 }  // namespace api
@@ -74,7 +86,10 @@ std::string LoadLibtagger() {
   if (!(bind(api::open, "tagger_open") && bind(api::close, "tagger_close") &&
         bind(api::num_feature_columns, "tagger_num_feature_columns") &&
         bind(api::feature_column, "tagger_feature_column") && bind(api::tag, "tagger_tag") &&
-        bind(api::result_tags, "tagger_result_tags") && bind(api::result_free, "tagger_result_free") &&
+        bind(api::tag_text, "tagger_tag_text") && bind(api::result_size, "tagger_result_size") &&
+        bind(api::result_tags, "tagger_result_tags") && bind(api::result_confidences, "tagger_result_confidences") &&
+        bind(api::result_tokens, "tagger_result_tokens") && bind(api::result_starts, "tagger_result_starts") &&
+        bind(api::result_ends, "tagger_result_ends") && bind(api::result_free, "tagger_result_free") &&
         bind(api::last_error, "tagger_last_error"))) {
     return "libtagger.so lacks a function of tagger.h";
   }
@@ -89,10 +104,12 @@ struct InputError : std::runtime_error {
   InputError(size_t line, const std::string& what) : std::runtime_error("<stdin>:" + std::to_string(line) + ": " + what) {}
 };
 
-// Lines of a stream without their "\n" and a trailing "\r", checked for length and UTF-8.
+// Lines of a stream without their "\n" and a trailing "\r", checked for length and UTF-8. A UTF-8
+// BOM that starts the first line is dropped from CoNLL (as input.py drops it) and kept in raw
+// text, where the tokenizer reads it as an invisible character, as inference.py does.
 class LineReader {
  public:
-  explicit LineReader(std::FILE* in) : in_(in) {}
+  explicit LineReader(std::FILE* in, bool drop_bom = true) : in_(in), drop_bom_(drop_bom) {}
 
   bool Next(std::string* line) {
     line->clear();
@@ -107,7 +124,9 @@ class LineReader {
     if (c == EOF && line->empty()) return false;
     ++number_;
     if (!line->empty() && line->back() == '\r') line->pop_back();
-    if (number_ == 1 && std::string_view(*line).substr(0, kUtf8Bom.size()) == kUtf8Bom) line->erase(0, kUtf8Bom.size());
+    if (drop_bom_ && number_ == 1 && std::string_view(*line).substr(0, kUtf8Bom.size()) == kUtf8Bom) {
+      line->erase(0, kUtf8Bom.size());
+    }
     size_t nul = line->find('\0');
     if (nul != std::string::npos) {  // the C API takes NUL-terminated tokens
       throw InputError(number_, "expected text, found a NUL byte at byte offset " + std::to_string(nul) + " of the line");
@@ -126,6 +145,7 @@ class LineReader {
 
  private:
   std::FILE* in_;
+  bool drop_bom_;
   size_t number_ = 0;
 };
 
@@ -155,6 +175,166 @@ std::vector<std::string> ConllFields(std::string_view line) {
   return fields;
 }
 
+// A chunk of tags: its type and tokens [start, end).
+struct Span {
+  std::string type;
+  size_t start, end;
+};
+
+// The chunks of tags as ner/data/schemes.py's chunk_spans decodes them (as conlleval does): B-X and
+// S-X open a chunk, I-X and E-X continue an open chunk of type X and otherwise open one, E-X and
+// S-X close theirs, and O or any other name closes any.
+std::vector<Span> ChunkSpans(const std::vector<std::string>& tags) {
+  std::vector<Span> spans;
+  bool open = false;
+  Span chunk;
+  for (size_t position = 0; position < tags.size(); ++position) {
+    const std::string& tag = tags[position];
+    bool is_chunk = tag.size() > 2 && std::string_view("BIES").find(tag[0]) != std::string_view::npos && tag[1] == '-';
+    char prefix = is_chunk ? tag[0] : 'O';
+    std::string type = is_chunk ? tag.substr(2) : "";
+    bool continues = open && (prefix == 'I' || prefix == 'E') && type == chunk.type;
+    if (open && !continues) {
+      spans.push_back({chunk.type, chunk.start, position});
+      open = false;
+    }
+    if (is_chunk && !open) {
+      chunk = {type, position, 0};
+      open = true;
+    }
+    if (prefix == 'E' || prefix == 'S') {
+      spans.push_back({type, chunk.start, position + 1});
+      open = false;
+    }
+  }
+  if (open) spans.push_back({chunk.type, chunk.start, tags.size()});
+  return spans;
+}
+
+// The tags as inference.py writes the model's IOB2 tags (schemes.convert_tags from IOB2 to IOB2):
+// chunk by chunk, so that a chunk the model starts with I- is written with B-.
+std::vector<std::string> WellFormedIob2(const char* const* tags, size_t count) {
+  std::vector<std::string> given(tags, tags + count), written(count, "O");
+  for (const Span& span : ChunkSpans(given)) {
+    for (size_t i = span.start; i < span.end; ++i) written[i] = (i == span.start ? "B-" : "I-") + span.type;
+  }
+  return written;
+}
+
+// Python's round(x, 4): the decimal correctly rounded (ties to even, as glibc's printf rounds), read back.
+double Round4(double x) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.4f", x);
+  return std::strtod(text, nullptr);
+}
+
+// Python's repr of a float: the shortest digits that read back as x, written in positional
+// notation when the decimal point falls within 16 digits and with an exponent otherwise.
+std::string PythonFloat(double x) {
+  if (std::isnan(x)) return "NaN";
+  if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
+  char text[64];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(text, sizeof text, "%.*e", precision - 1, x);
+    if (std::strtod(text, nullptr) == x) break;
+  }
+  std::string_view written(text);
+  std::string sign = written[0] == '-' ? "-" : "";
+  if (!sign.empty()) written.remove_prefix(1);
+  size_t e = written.find('e');
+  int exponent = std::atoi(std::string(written.substr(e + 1)).c_str());
+  std::string digits;
+  for (char c : written.substr(0, e)) {
+    if (c != '.') digits += c;
+  }
+  while (digits.size() > 1 && digits.back() == '0') digits.pop_back();
+  int point = x == 0 ? 1 : exponent + 1;  // digits before the decimal point
+  if (x == 0) digits = "0";
+  if (point > -4 && point <= 16) {
+    if (point <= 0) return sign + "0." + std::string(-point, '0') + digits;
+    if (point >= static_cast<int>(digits.size())) return sign + digits + std::string(point - digits.size(), '0') + ".0";
+    return sign + digits.substr(0, point) + "." + digits.substr(point);
+  }
+  char power[16];
+  std::snprintf(power, sizeof power, "e%c%02d", point - 1 < 0 ? '-' : '+', std::abs(point - 1));
+  return sign + digits.substr(0, 1) + (digits.size() > 1 ? "." + digits.substr(1) : "") + power;
+}
+
+// `value` as Python's json.dumps(value, ensure_ascii=False) writes it: ", " and ": " between
+// items, floats as Python's repr; strings are escaped by nlohmann/json, as Python escapes them.
+void DumpLikePython(const nlohmann::ordered_json& value, std::string* out) {
+  if (value.is_object()) {
+    *out += '{';
+    bool first = true;
+    for (const auto& [key, item] : value.items()) {
+      *out += first ? "" : ", ";
+      *out += nlohmann::ordered_json(key).dump() + ": ";
+      DumpLikePython(item, out);
+      first = false;
+    }
+    *out += '}';
+  } else if (value.is_array()) {
+    *out += '[';
+    for (size_t i = 0; i < value.size(); ++i) {
+      *out += i == 0 ? "" : ", ";
+      DumpLikePython(value[i], out);
+    }
+    *out += ']';
+  } else if (value.is_number_float()) {
+    *out += PythonFloat(value.get<double>());
+  } else {
+    *out += value.dump();
+  }
+}
+
+// Byte offsets of each code point of a UTF-8 text, and of its end.
+std::vector<size_t> CodePointOffsets(std::string_view text) {
+  std::vector<size_t> offsets;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) offsets.push_back(i);
+  }
+  offsets.push_back(text.size());
+  return offsets;
+}
+
+// One tagged text as ner.data.render.describe writes it with the text and the token offsets.
+std::string DescribeJson(const std::string& text, const std::vector<std::string>& tokens,
+                         const std::vector<std::string>& tags, const float* confidences, const int* starts,
+                         const int* ends) {
+  std::vector<size_t> byte_of = CodePointOffsets(text);
+  int num_chars = static_cast<int>(byte_of.size()) - 1;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (starts[i] < 0 || starts[i] > ends[i] || ends[i] > num_chars) {
+      throw std::runtime_error("the tokenizer's offsets of token " + std::to_string(i) + " lie outside the text");
+    }
+  }
+  auto slice = [&](int start, int end) {  // Python's text[start:end]
+    return start >= end ? std::string() : text.substr(byte_of[start], byte_of[end] - byte_of[start]);
+  };
+  nlohmann::ordered_json object;
+  object["text"] = text;
+  object["tokens"] = tokens;
+  object["tags"] = tags;
+  object["confidences"] = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < tokens.size(); ++i) object["confidences"].push_back(Round4(confidences[i]));
+  object["entities"] = nlohmann::ordered_json::array();
+  for (const Span& span : ChunkSpans(tags)) {
+    float least = *std::min_element(confidences + span.start, confidences + span.end);
+    nlohmann::ordered_json entity;
+    entity["type"] = span.type;
+    entity["text"] = slice(starts[span.start], ends[span.end - 1]);
+    entity["token_start"] = span.start;
+    entity["token_end"] = span.end;
+    entity["confidence"] = Round4(least);
+    entity["start"] = starts[span.start];
+    entity["end"] = ends[span.end - 1];
+    object["entities"].push_back(std::move(entity));
+  }
+  std::string out;
+  DumpLikePython(object, &out);
+  return out;
+}
+
 struct Sentence {
   std::vector<std::string> lines;     // as read, written back with the tag appended
   std::vector<std::string> tokens;
@@ -182,14 +362,41 @@ class Runner {
     TaggerResult* result = api::tag(tagger_, tokens.data(), &length, 1, features.empty() ? nullptr : features.data());
     timings_.push_back(Milliseconds(Clock::now() - start));
     if (result == nullptr) throw InputError(sentence.first_line, api::last_error());
-    const char* const* tags = api::result_tags(result);
+    std::vector<std::string> tags = WellFormedIob2(api::result_tags(result), prefixes.size());
+    api::result_free(result);
     for (size_t i = 0; i < prefixes.size(); ++i) {
       const std::string& prefix = prefixes[i];
       char separator = conll && prefix.find('\t') != std::string::npos ? '\t' : ' ';
-      std::fprintf(out_, "%s%c%s\n", prefix.c_str(), separator, tags[i]);
+      std::fprintf(out_, "%s%c%s\n", prefix.c_str(), separator, tags[i].c_str());
     }
-    api::result_free(result);
     std::fputc('\n', out_);
+    Flush();
+  }
+
+  // Tokenizes and tags one raw text (line `number`) and writes `token tag` lines and a blank line,
+  // or with `json` one JSON object; a text without a token writes nothing.
+  void TagText(const std::string& text, size_t number, bool json) {
+    const char* texts[] = {text.c_str()};
+    Clock::time_point start = Clock::now();
+    std::unique_ptr<TaggerResult, decltype(api::result_free)> result(api::tag_text(tagger_, texts, 1), api::result_free);
+    if (result == nullptr) throw InputError(number, api::last_error());
+    size_t count = api::result_size(result.get());
+    if (count == 0) return;
+    timings_.push_back(Milliseconds(Clock::now() - start));
+    if (count > kMaxSentenceTokens) {
+      throw InputError(number, "expected a sentence of at most " + std::to_string(kMaxSentenceTokens) + " tokens");
+    }
+    const char* const* token_pointers = api::result_tokens(result.get());
+    std::vector<std::string> tokens(token_pointers, token_pointers + count);
+    std::vector<std::string> tags = WellFormedIob2(api::result_tags(result.get()), count);
+    if (json) {
+      std::string line = DescribeJson(text, tokens, tags, api::result_confidences(result.get()),
+                                      api::result_starts(result.get()), api::result_ends(result.get()));
+      std::fprintf(out_, "%s\n", line.c_str());
+    } else {
+      for (size_t i = 0; i < count; ++i) std::fprintf(out_, "%s %s\n", tokens[i].c_str(), tags[i].c_str());
+      std::fputc('\n', out_);
+    }
     Flush();
   }
 
@@ -266,20 +473,13 @@ void TagConll(Tagger* tagger, Runner* runner) {
   flush();
 }
 
-void TagText(Tagger* tagger, Runner* runner) {
+void TagText(Tagger* tagger, Runner* runner, bool json) {
   if (api::num_feature_columns(tagger) > 0) {
     throw std::runtime_error("the model reads CoNLL feature columns; tag CoNLL input (--format conll) instead");
   }
-  LineReader reader(stdin);
-  Sentence sentence;
+  LineReader reader(stdin, /*drop_bom=*/false);
   std::string line;
-  while (reader.Next(&line)) {
-    sentence.tokens = SplitWhitespace(line);
-    if (sentence.tokens.empty()) continue;
-    sentence.first_line = reader.number();
-    CheckLength(sentence, reader.number());
-    runner->Tag(sentence, sentence.tokens, false);
-  }
+  while (reader.Next(&line)) runner->TagText(line, reader.number(), json);
 }
 
 void ReportTimings(double load_ms, const std::vector<double>& timings) {
@@ -294,7 +494,15 @@ void ReportTimings(double load_ms, const std::vector<double>& timings) {
 }
 
 [[noreturn]] void Usage(const char* problem) {
-  std::fprintf(stderr, "tagger: %s\nusage: tagger FROZEN_DIR [--threads N] [--format conll|text] < input > output\n",
+  std::fprintf(stderr,
+               "tagger: %s\n"
+               "usage: tagger FOLDER [--threads N] [--format conll|text] [--json] < input > output\n"
+               "  FOLDER         a frozen (freeze.py) or export (export.py) folder\n"
+               "  --threads N    TensorFlow threads (default 1; 0: TensorFlow chooses)\n"
+               "  --format conll CoNLL lines, written back with the predicted IOB2 tag appended (the default)\n"
+               "  --format text  one raw text per line, tokenized by the folder's graph; writes `token tag` lines\n"
+               "                 and a blank line per text\n"
+               "  --json         (text) one JSON object per text: text, tokens, tags, confidences, entities\n",
                problem);
   std::exit(2);
 }
@@ -304,7 +512,8 @@ void ReportTimings(double load_ms, const std::vector<double>& timings) {
 int main(int argc, char** argv) {
   const char* folder = nullptr;
   int threads = 1;  // one sentence at a time gains little from more threads
-  std::string format = "conll";
+  std::string format;  // conll unless --json asks for text
+  bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
@@ -315,8 +524,10 @@ int main(int argc, char** argv) {
     } else if (arg == "--format" && i + 1 < argc) {
       format = argv[++i];
       if (format != "conll" && format != "text") Usage("--format expects conll or text");
+    } else if (arg == "--json") {
+      json = true;
     } else if (arg == "-h" || arg == "--help") {
-      Usage("tags stdin with a frozen model folder (freeze.py)");
+      Usage("tags stdin with a frozen or export model folder");
     } else if (arg.substr(0, 1) != "-" && folder == nullptr) {
       folder = argv[i];
     } else {
@@ -324,6 +535,8 @@ int main(int argc, char** argv) {
     }
   }
   if (folder == nullptr) Usage("expected a frozen model folder");
+  if (json && format == "conll") Usage("--json writes tagged raw text: use it with --format text");
+  if (format.empty()) format = json ? "text" : "conll";
 
   std::string load_error = LoadLibtagger();
   if (!load_error.empty()) {
@@ -343,7 +556,7 @@ int main(int argc, char** argv) {
     if (format == "conll") {
       TagConll(tagger, &runner);
     } else {
-      TagText(tagger, &runner);
+      TagText(tagger, &runner, json);
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tagger: %s\n", e.what());

@@ -3,6 +3,8 @@
 // one padded batch to a session whose executor TensorFlow caches after the first call. When
 // serving.json describes the head (freeze.py writes it), the session stops at the emission
 // scores and the head runs natively (head.h); otherwise the graph's tags and confidences are read.
+// Raw text is tokenized by the tokenizer graph that serving.json names under "tokenizer" (TF
+// Text's RegexSplitWithOffsets, whose op library is loaded before the graph: LoadOpLibraries).
 // serving.json is checked whole when a folder is opened, by the rules of ner/serving/loaders.py,
 // so that both refuse the same manifests with the same messages (`<path>: expected ...`).
 #include "tagger.h"
@@ -18,7 +20,9 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -38,6 +42,15 @@ constexpr std::streamsize kMaxManifestBytes = 1 << 20;
 constexpr int kMaxManifestDepth = 64;  // containers nested in one another; deeper is no manifest
 // Feature columns are ints in the C API, and the runner (main.cc) counts column + 1 fields.
 constexpr int64_t kMaxFeatureColumn = std::numeric_limits<int>::max() - 1;
+// The tokenizer's outputs, as serving.json names them under "tokenizer" "outputs" (manifest.py's
+// TOKENIZER_OUTPUTS, in its order).
+constexpr const char* kTokenizerOutputs[] = {"tokens", "lengths", "starts", "ends"};
+// Where the op libraries of "op_libraries" are looked for: this variable's folder when set, else
+// the tensorflow-text package that CMake found (CMakeLists.txt defines NER_TF_OPS_DIR_DEFAULT).
+constexpr const char* kOpsDirVariable = "NER_TF_OPS_DIR";
+#ifndef NER_TF_OPS_DIR_DEFAULT
+#define NER_TF_OPS_DIR_DEFAULT ""
+#endif
 
 // The dtype that tagging feeds or reads, and its name in messages (TensorFlow's).
 struct TensorKind {
@@ -167,6 +180,10 @@ struct Manifest {
   std::string words, lengths, features;      // features only for a model that reads feature columns
   std::string emissions, tags, confidence;   // emissions when the head runs natively, else tags and confidence
   std::vector<int> feature_columns;
+  std::vector<std::string> op_libraries;     // file names, loaded before the graph
+  bool has_tokenizer = false;                // folders written before raw text was tokenized in the graph have none
+  std::string text;                          // the tokenizer's input
+  std::vector<std::string> tokenizer_outputs;  // in the order of kTokenizerOutputs
   std::unique_ptr<Head> head;
 };
 
@@ -200,6 +217,27 @@ Manifest ParseManifest(const nlohmann::json& json, const std::string& path, bool
     manifest.features = StringMember(inputs, "features", path, "inputs");
   } else if (inputs.contains("features")) {
     throw std::runtime_error(path + ": expected no \"features\" in \"inputs\", as \"feature_columns\" is empty");
+  }
+  auto is_file_name = [](const nlohmann::json& name) {
+    if (!name.is_string()) return false;
+    const std::string& text = name.get_ref<const std::string&>();
+    return !text.empty() && text != "." && text != ".." && text.find('/') == std::string::npos;
+  };
+  auto libraries = json.find("op_libraries");
+  if (libraries != json.end()) {
+    if (!libraries->is_array() || !std::all_of(libraries->begin(), libraries->end(), is_file_name)) {
+      throw std::runtime_error(path + ": expected \"op_libraries\" to be a list of file names");
+    }
+    for (const nlohmann::json& name : *libraries) manifest.op_libraries.push_back(name.get<std::string>());
+  }
+  if (json.contains("tokenizer")) {
+    const nlohmann::json& tokenizer = ObjectMember(json, "tokenizer", path);
+    manifest.has_tokenizer = true;
+    manifest.text = StringMember(ObjectMember(tokenizer, "inputs", path), "text", path, "tokenizer inputs");
+    for (const char* key : kTokenizerOutputs) {
+      manifest.tokenizer_outputs.push_back(
+          StringMember(ObjectMember(tokenizer, "outputs", path), key, path, "tokenizer outputs"));
+    }
   }
   auto head = json.find("head");
   if (head != json.end()) {
@@ -239,6 +277,37 @@ std::string ThreadConfig(int threads) {
   varint_field(2, threads);                       // intra_op_parallelism_threads
   varint_field(5, threads == 1 ? -1 : threads);   // inter_op_parallelism_threads
   return proto;
+}
+
+// The op libraries of serving.json's "op_libraries", registered with TensorFlow before the graph
+// that runs their ops is imported (a frozen graph) or loaded (a SavedModel). A library stays
+// loaded for the life of the process, so each path is loaded once.
+void LoadOpLibraries(const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  const char* variable = std::getenv(kOpsDirVariable);
+  bool from_variable = variable != nullptr && *variable != '\0';
+  std::string folder = from_variable ? variable : NER_TF_OPS_DIR_DEFAULT;
+  static std::mutex mutex;
+  static std::map<std::string, TF_Library*> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const std::string& name : names) {
+    std::string path = Join(folder, name);
+    if (!folder.empty() && loaded.count(path) > 0) continue;
+    std::error_code error;
+    if (folder.empty() || !std::filesystem::is_regular_file(path, error)) {
+      std::string where = folder.empty() ? std::string(": ") + kOpsDirVariable +
+                                               " is not set and no tensorflow-text was found when libtagger was built"
+                                         : " in " + folder + (from_variable ? std::string(" (") + kOpsDirVariable + ")"
+                                                                             : " (tensorflow-text's, when libtagger was built)");
+      throw std::runtime_error("op library " + name + " (serving.json \"op_libraries\") not found" + where +
+                               ": install tensorflow-text (pip install --no-deps -r requirements-no-deps.txt) or set " +
+                               kOpsDirVariable + " to the folder that holds " + name + " (tensorflow_text/python/ops)");
+    }
+    Status status(TF_NewStatus());
+    TF_Library* library = TF_LoadLibrary(path.c_str(), status.get());
+    Check(status.get(), "loading op library " + path);
+    loaded[path] = library;
+  }
 }
 
 // Frees a string tensor that this library filled: its elements own heap memory when long.
@@ -294,8 +363,12 @@ Result Guarded(Result on_error, Body body) {
 struct Tagger {
   Graph graph;
   TF_Session* session = nullptr;
+  std::string folder;
   std::string manifest_path;  // named by every error about what serving.json says
   TF_Output words{}, lengths{}, features{}, tags{}, confidence{}, emissions{};
+  bool has_tokenizer = false;
+  TF_Output text{};
+  std::vector<TF_Output> tokenizer_outputs;  // in the order of kTokenizerOutputs
   std::string emissions_name;
   std::vector<int> feature_columns;
   std::unique_ptr<Head> head;  // set when the head runs natively on `emissions`
@@ -331,6 +404,15 @@ struct Tagger {
   // scores must be as wide as the head has tags wherever the graph's static shape says (tagging
   // checks the rest).
   void Bind(const Manifest& manifest) {
+    has_tokenizer = manifest.has_tokenizer;
+    if (has_tokenizer) {
+      text = Output(manifest.text, kStrings, "\"text\" in \"tokenizer\" \"inputs\"");
+      for (size_t i = 0; i < manifest.tokenizer_outputs.size(); ++i) {
+        std::string key = kTokenizerOutputs[i];
+        tokenizer_outputs.push_back(Output(manifest.tokenizer_outputs[i], key == "tokens" ? kStrings : kInt32s,
+                                           "\"" + key + "\" in \"tokenizer\" \"outputs\""));
+      }
+    }
     words = Output(manifest.words, kStrings, "\"words\" in \"inputs\"");
     lengths = Output(manifest.lengths, kInt32s, "\"lengths\" in \"inputs\"");
     if (!manifest.feature_columns.empty()) features = Output(manifest.features, kStrings, "\"features\" in \"inputs\"");
@@ -354,10 +436,23 @@ struct Tagger {
   }
 };
 
+// What a call returns. tagger_tag fills the tags; tagger_tokenize the tokens and offsets;
+// tagger_tag_text both.
 struct TaggerResult {
+  bool has_tags = false, has_tokens = false;
+  std::vector<int> sentence_lengths;
   std::vector<std::string> tags;
   std::vector<const char*> tag_pointers;
   std::vector<float> confidences;
+  std::vector<std::string> tokens;
+  std::vector<const char*> token_pointers;
+  std::vector<int> starts, ends;
+
+  // The C strings of tags and tokens, once they are all in place.
+  void Finish() {
+    for (const std::string& tag : tags) tag_pointers.push_back(tag.c_str());
+    for (const std::string& token : tokens) token_pointers.push_back(token.c_str());
+  }
 };
 
 namespace {
@@ -366,6 +461,7 @@ namespace {
 // runs the op that fills the tables.
 void LoadFrozen(const std::string& folder, const Manifest& manifest, const TF_SessionOptions* options, Tagger* tagger) {
   std::string graph_path = FileInside(folder, manifest.graph);
+  LoadOpLibraries(manifest.op_libraries);
   std::string graph_bytes = ReadFile(graph_path, 0);
   Status status(TF_NewStatus());
   TF_Buffer* buffer = TF_NewBufferFromString(graph_bytes.data(), graph_bytes.size());
@@ -386,6 +482,191 @@ void LoadFrozen(const std::string& folder, const Manifest& manifest, const TF_Se
   Check(status.get(), tagger->manifest_path + ": running \"init_op\" " + manifest.init_op);
 }
 
+// Tags num_sentences sentences (tagger_tag's arguments, checked here) in one batch and appends
+// each token's tag and confidence to `result`.
+void TagInto(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
+             const char* const* features, TaggerResult* result) {
+  int num_columns = static_cast<int>(tagger->feature_columns.size());
+  if (num_columns > 0 && features == nullptr) {
+    throw std::invalid_argument("the model reads " + std::to_string(num_columns) + " feature columns; features is NULL");
+  }
+  int64_t num_tokens = 0, longest = 0;
+  for (int i = 0; i < num_sentences; ++i) {
+    if (lengths[i] < 1) throw std::invalid_argument("sentence " + std::to_string(i) + " is empty");
+    num_tokens += lengths[i];
+    longest = std::max<int64_t>(longest, lengths[i]);
+  }
+  int64_t batch = num_sentences;
+  if (batch * longest * std::max(num_columns, 1) > kMaxBatchSlots) {
+    throw std::invalid_argument("batch too large: " + std::to_string(batch) + " sentences of up to " +
+                                std::to_string(longest) + " tokens");
+  }
+
+  Tensor words = StringTensor({batch, longest});
+  Tensor feature_values = num_columns > 0 ? StringTensor({batch, longest, num_columns}) : nullptr;
+  Tensor length_values(TF_AllocateTensor(TF_INT32, &batch, 1, batch * sizeof(int32_t)));
+  auto* word_data = static_cast<TF_TString*>(TF_TensorData(words.get()));
+  auto* feature_data = num_columns > 0 ? static_cast<TF_TString*>(TF_TensorData(feature_values.get())) : nullptr;
+  auto* length_data = static_cast<int32_t*>(TF_TensorData(length_values.get()));
+  int64_t token = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    length_data[b] = lengths[b];
+    for (int64_t t = 0; t < lengths[b]; ++t, ++token) {
+      auto where = [b, t] { return "token " + std::to_string(t) + " of sentence " + std::to_string(b); };
+      size_t size = CheckedSize(tokens[token], where);
+      if (size == 0) throw std::invalid_argument(where() + " is empty");  // "" is the graph's padding
+      TF_TString_Copy(&word_data[b * longest + t], tokens[token], size);
+      for (int c = 0; c < num_columns; ++c) {
+        const char* value = features[token * num_columns + c];
+        size = CheckedSize(value, [&] { return "feature " + std::to_string(c) + " of " + where(); });
+        TF_TString_Copy(&feature_data[(b * longest + t) * num_columns + c], value, size);
+      }
+    }
+  }
+
+  std::vector<TF_Output> inputs = {tagger->words, tagger->lengths};
+  std::vector<TF_Tensor*> input_values = {words.get(), length_values.get()};
+  if (num_columns > 0) {
+    inputs.push_back(tagger->features);
+    input_values.push_back(feature_values.get());
+  }
+  result->tags.reserve(result->tags.size() + num_tokens);
+  result->confidences.reserve(result->confidences.size() + num_tokens);
+  Status status(TF_NewStatus());
+  if (tagger->head != nullptr) {
+    TF_Tensor* emission_values = nullptr;
+    TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
+                  &tagger->emissions, &emission_values, 1, nullptr, 0, nullptr, status.get());
+    Tensor emissions(emission_values);
+    Check(status.get(), "tagging");
+    int num_tags = tagger->head->num_tags();
+    std::vector<int64_t> dims(TF_NumDims(emissions.get()));
+    for (size_t i = 0; i < dims.size(); ++i) dims[i] = TF_Dim(emissions.get(), static_cast<int>(i));
+    if (TF_TensorType(emissions.get()) != TF_FLOAT || dims != std::vector<int64_t>{batch, longest, num_tags}) {
+      throw std::runtime_error(EmissionsMismatch(tagger->manifest_path, tagger->emissions_name, num_tags, dims));
+    }
+    const auto* scores = static_cast<const float*>(TF_TensorData(emissions.get()));
+    std::vector<int> ids(longest);
+    std::vector<float> confidences(longest);
+    for (int64_t b = 0; b < batch; ++b) {
+      tagger->head->Decode(scores + b * longest * num_tags, lengths[b], ids.data(), confidences.data());
+      for (int t = 0; t < lengths[b]; ++t) {
+        result->tags.push_back(tagger->head->tag_name(ids[t]));
+        result->confidences.push_back(confidences[t]);
+      }
+    }
+  } else {
+    TF_Output outputs[2] = {tagger->tags, tagger->confidence};
+    TF_Tensor* output_values[2] = {nullptr, nullptr};
+    TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
+                  outputs, output_values, 2, nullptr, 0, nullptr, status.get());
+    Tensor tags(output_values[0]), confidence(output_values[1]);
+    Check(status.get(), "tagging");
+    if (TF_TensorType(tags.get()) != TF_STRING || TF_TensorType(confidence.get()) != TF_FLOAT ||
+        TF_TensorElementCount(tags.get()) != batch * longest ||
+        TF_TensorElementCount(confidence.get()) != batch * longest) {
+      throw std::runtime_error("the graph's outputs are not tags and confidences [batch, time]");
+    }
+    const auto* tag_data = static_cast<const TF_TString*>(TF_TensorData(tags.get()));
+    const auto* confidence_data = static_cast<const float*>(TF_TensorData(confidence.get()));
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t t = 0; t < lengths[b]; ++t) {
+        const TF_TString* tag = &tag_data[b * longest + t];
+        result->tags.emplace_back(TF_TString_GetDataPointer(tag), TF_TString_GetSize(tag));
+        result->confidences.push_back(confidence_data[b * longest + t]);
+      }
+    }
+  }
+}
+
+// The tokenizer's output for a batch of texts: per text its token count, and all tokens with
+// their character offsets, text by text.
+struct Tokenized {
+  std::vector<int> lengths;
+  std::vector<std::string> tokens;
+  std::vector<int> starts, ends;
+};
+
+// Runs the tokenizer graph on num_texts raw texts (UTF-8, checked here).
+Tokenized Tokenize(Tagger* tagger, const char* const* texts, int num_texts) {
+  if (tagger == nullptr || (texts == nullptr && num_texts > 0)) throw std::invalid_argument("NULL argument");
+  if (num_texts < 0) throw std::invalid_argument("num_texts must be >= 0");
+  if (!tagger->has_tokenizer) {
+    throw std::runtime_error(tagger->manifest_path +
+                             ": has no \"tokenizer\": the folder was written before raw text was tokenized inside "
+                             "the graph; write it again with export.py or freeze.py to tag raw text");
+  }
+  Tokenized tokenized;
+  if (num_texts == 0) return tokenized;
+  int64_t batch = num_texts;
+  Tensor text_values = StringTensor({batch});
+  auto* text_data = static_cast<TF_TString*>(TF_TensorData(text_values.get()));
+  size_t longest = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    size_t size = CheckedSize(texts[i], [i] { return "text " + std::to_string(i); });
+    longest = std::max(longest, size);
+    TF_TString_Copy(&text_data[i], texts[i], size);
+  }
+  // A text has at most as many tokens as bytes: this bounds the padded outputs.
+  if (batch * static_cast<int64_t>(longest) > kMaxBatchSlots) {
+    throw std::invalid_argument("batch too large: " + std::to_string(batch) + " texts of up to " +
+                                std::to_string(longest) + " bytes");
+  }
+  constexpr int kOutputs = sizeof(kTokenizerOutputs) / sizeof(kTokenizerOutputs[0]);
+  TF_Tensor* values[kOutputs] = {};
+  Status status(TF_NewStatus());
+  TF_Tensor* input = text_values.get();
+  TF_SessionRun(tagger->session, nullptr, &tagger->text, &input, 1, tagger->tokenizer_outputs.data(), values, kOutputs,
+                nullptr, 0, nullptr, status.get());
+  Tensor tokens(values[0]), lengths(values[1]), starts(values[2]), ends(values[3]);
+  Check(status.get(), "tokenizing");
+  int64_t width = TF_NumDims(tokens.get()) == 2 ? TF_Dim(tokens.get(), 1) : -1;
+  auto is_matrix = [batch, width](const Tensor& tensor, TF_DataType dtype) {
+    return TF_TensorType(tensor.get()) == dtype && TF_NumDims(tensor.get()) == 2 && TF_Dim(tensor.get(), 0) == batch &&
+           TF_Dim(tensor.get(), 1) == width;
+  };
+  if (!is_matrix(tokens, TF_STRING) || !is_matrix(starts, TF_INT32) || !is_matrix(ends, TF_INT32) ||
+      TF_TensorType(lengths.get()) != TF_INT32 || TF_NumDims(lengths.get()) != 1 || TF_Dim(lengths.get(), 0) != batch) {
+    throw std::runtime_error("the tokenizer's outputs are not tokens, starts and ends [texts, tokens] and lengths [texts]");
+  }
+  const auto* token_data = static_cast<const TF_TString*>(TF_TensorData(tokens.get()));
+  const auto* length_data = static_cast<const int32_t*>(TF_TensorData(lengths.get()));
+  const auto* start_data = static_cast<const int32_t*>(TF_TensorData(starts.get()));
+  const auto* end_data = static_cast<const int32_t*>(TF_TensorData(ends.get()));
+  for (int64_t b = 0; b < batch; ++b) {
+    if (length_data[b] < 0 || length_data[b] > width) {
+      throw std::runtime_error("the tokenizer's lengths do not fit its tokens");
+    }
+    tokenized.lengths.push_back(length_data[b]);
+    for (int64_t t = 0; t < length_data[b]; ++t) {
+      const TF_TString* token = &token_data[b * width + t];
+      tokenized.tokens.emplace_back(TF_TString_GetDataPointer(token), TF_TString_GetSize(token));
+      tokenized.starts.push_back(start_data[b * width + t]);
+      tokenized.ends.push_back(end_data[b * width + t]);
+    }
+  }
+  return tokenized;
+}
+
+// An array that a result holds is never NULL, even when empty: NULL means the result has no such array.
+template <typename T>
+const T* ArrayOf(bool present, const std::vector<T>& values) {
+  static const T kEmpty{};
+  if (!present) return nullptr;
+  return values.empty() ? &kEmpty : values.data();
+}
+
+// A result of tokens and offsets, without tags yet.
+std::unique_ptr<TaggerResult> TokenResult(Tokenized tokenized) {
+  auto result = std::make_unique<TaggerResult>();
+  result->has_tokens = true;
+  result->sentence_lengths = std::move(tokenized.lengths);
+  result->tokens = std::move(tokenized.tokens);
+  result->starts = std::move(tokenized.starts);
+  result->ends = std::move(tokenized.ends);
+  return result;
+}
+
 }  // namespace
 
 extern "C" {
@@ -396,6 +677,7 @@ Tagger* tagger_open(const char* folder, int threads) {
     if (threads < 0) throw std::invalid_argument("threads must be >= 0");
     bool frozen = !std::ifstream(Join(folder, "saved_model.pb"));  // else an export folder
     auto tagger = std::make_unique<Tagger>();
+    tagger->folder = folder;
     tagger->manifest_path = FileInside(folder, "serving.json");
     Manifest manifest = ParseManifest(ReadManifest(tagger->manifest_path), tagger->manifest_path, frozen);
 
@@ -409,6 +691,7 @@ Tagger* tagger_open(const char* folder, int threads) {
       LoadFrozen(folder, manifest, options.get(), tagger.get());
     } else {
       // The SavedModel loader restores the variables and fills the tables.
+      LoadOpLibraries(manifest.op_libraries);
       const char* tags[] = {"serve"};
       tagger->session = TF_LoadSessionFromSavedModel(options.get(), nullptr, folder, tags, 1, tagger->graph.get(),
                                                      nullptr, status.get());
@@ -437,111 +720,82 @@ TaggerResult* tagger_tag(Tagger* tagger, const char* const* tokens, const int* l
   return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
     if (tagger == nullptr || tokens == nullptr || lengths == nullptr) throw std::invalid_argument("NULL argument");
     if (num_sentences < 1) throw std::invalid_argument("no sentences to tag");
-    int num_columns = static_cast<int>(tagger->feature_columns.size());
-    if (num_columns > 0 && features == nullptr) {
-      throw std::invalid_argument("the model reads " + std::to_string(num_columns) + " feature columns; features is NULL");
-    }
-    int64_t num_tokens = 0, longest = 0;
-    for (int i = 0; i < num_sentences; ++i) {
-      if (lengths[i] < 1) throw std::invalid_argument("sentence " + std::to_string(i) + " is empty");
-      num_tokens += lengths[i];
-      longest = std::max<int64_t>(longest, lengths[i]);
-    }
-    int64_t batch = num_sentences;
-    if (batch * longest * std::max(num_columns, 1) > kMaxBatchSlots) {
-      throw std::invalid_argument("batch too large: " + std::to_string(batch) + " sentences of up to " +
-                                  std::to_string(longest) + " tokens");
-    }
-
-    Tensor words = StringTensor({batch, longest});
-    Tensor feature_values = num_columns > 0 ? StringTensor({batch, longest, num_columns}) : nullptr;
-    Tensor length_values(TF_AllocateTensor(TF_INT32, &batch, 1, batch * sizeof(int32_t)));
-    auto* word_data = static_cast<TF_TString*>(TF_TensorData(words.get()));
-    auto* feature_data = num_columns > 0 ? static_cast<TF_TString*>(TF_TensorData(feature_values.get())) : nullptr;
-    auto* length_data = static_cast<int32_t*>(TF_TensorData(length_values.get()));
-    int64_t token = 0;
-    for (int64_t b = 0; b < batch; ++b) {
-      length_data[b] = lengths[b];
-      for (int64_t t = 0; t < lengths[b]; ++t, ++token) {
-        auto where = [b, t] { return "token " + std::to_string(t) + " of sentence " + std::to_string(b); };
-        size_t size = CheckedSize(tokens[token], where);
-        if (size == 0) throw std::invalid_argument(where() + " is empty");  // "" is the graph's padding
-        TF_TString_Copy(&word_data[b * longest + t], tokens[token], size);
-        for (int c = 0; c < num_columns; ++c) {
-          const char* value = features[token * num_columns + c];
-          size = CheckedSize(value, [&] { return "feature " + std::to_string(c) + " of " + where(); });
-          TF_TString_Copy(&feature_data[(b * longest + t) * num_columns + c], value, size);
-        }
-      }
-    }
-
-    std::vector<TF_Output> inputs = {tagger->words, tagger->lengths};
-    std::vector<TF_Tensor*> input_values = {words.get(), length_values.get()};
-    if (num_columns > 0) {
-      inputs.push_back(tagger->features);
-      input_values.push_back(feature_values.get());
-    }
     auto result = std::make_unique<TaggerResult>();
-    result->tags.reserve(num_tokens);
-    result->confidences.reserve(num_tokens);
-    Status status(TF_NewStatus());
-    if (tagger->head != nullptr) {
-      TF_Tensor* emission_values = nullptr;
-      TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
-                    &tagger->emissions, &emission_values, 1, nullptr, 0, nullptr, status.get());
-      Tensor emissions(emission_values);
-      Check(status.get(), "tagging");
-      int num_tags = tagger->head->num_tags();
-      std::vector<int64_t> dims(TF_NumDims(emissions.get()));
-      for (size_t i = 0; i < dims.size(); ++i) dims[i] = TF_Dim(emissions.get(), static_cast<int>(i));
-      if (TF_TensorType(emissions.get()) != TF_FLOAT || dims != std::vector<int64_t>{batch, longest, num_tags}) {
-        throw std::runtime_error(EmissionsMismatch(tagger->manifest_path, tagger->emissions_name, num_tags, dims));
-      }
-      const auto* scores = static_cast<const float*>(TF_TensorData(emissions.get()));
-      std::vector<int> ids(longest);
-      std::vector<float> confidences(longest);
-      for (int64_t b = 0; b < batch; ++b) {
-        tagger->head->Decode(scores + b * longest * num_tags, lengths[b], ids.data(), confidences.data());
-        for (int t = 0; t < lengths[b]; ++t) {
-          result->tags.push_back(tagger->head->tag_name(ids[t]));
-          result->confidences.push_back(confidences[t]);
-        }
-      }
-    } else {
-      TF_Output outputs[2] = {tagger->tags, tagger->confidence};
-      TF_Tensor* output_values[2] = {nullptr, nullptr};
-      TF_SessionRun(tagger->session, nullptr, inputs.data(), input_values.data(), static_cast<int>(inputs.size()),
-                    outputs, output_values, 2, nullptr, 0, nullptr, status.get());
-      Tensor tags(output_values[0]), confidence(output_values[1]);
-      Check(status.get(), "tagging");
-      if (TF_TensorType(tags.get()) != TF_STRING || TF_TensorType(confidence.get()) != TF_FLOAT ||
-          TF_TensorElementCount(tags.get()) != batch * longest ||
-          TF_TensorElementCount(confidence.get()) != batch * longest) {
-        throw std::runtime_error("the graph's outputs are not tags and confidences [batch, time]");
-      }
-      const auto* tag_data = static_cast<const TF_TString*>(TF_TensorData(tags.get()));
-      const auto* confidence_data = static_cast<const float*>(TF_TensorData(confidence.get()));
-      for (int64_t b = 0; b < batch; ++b) {
-        for (int64_t t = 0; t < lengths[b]; ++t) {
-          const TF_TString* tag = &tag_data[b * longest + t];
-          result->tags.emplace_back(TF_TString_GetDataPointer(tag), TF_TString_GetSize(tag));
-          result->confidences.push_back(confidence_data[b * longest + t]);
-        }
-      }
-    }
-    for (const std::string& tag : result->tags) result->tag_pointers.push_back(tag.c_str());
+    result->has_tags = true;
+    TagInto(tagger, tokens, lengths, num_sentences, features, result.get());
+    result->sentence_lengths.assign(lengths, lengths + num_sentences);
+    result->Finish();
     return result.release();
   });
 }
 
-size_t tagger_result_size(const TaggerResult* result) { return result == nullptr ? 0 : result->tags.size(); }
+TaggerResult* tagger_tokenize(Tagger* tagger, const char* const* texts, int num_texts) {
+  return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
+    std::unique_ptr<TaggerResult> result = TokenResult(Tokenize(tagger, texts, num_texts));
+    result->Finish();
+    return result.release();
+  });
+}
+
+TaggerResult* tagger_tag_text(Tagger* tagger, const char* const* texts, int num_texts) {
+  return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
+    if (tagger != nullptr && !tagger->feature_columns.empty()) {  // ner.data.conll.check_text_input's message
+      std::string columns;
+      for (int column : tagger->feature_columns) columns += (columns.empty() ? "" : ", ") + std::to_string(column);
+      throw std::invalid_argument(tagger->folder + " was trained with CoNLL feature columns [" + columns +
+                                  "]; tag CoNLL input instead");
+    }
+    std::unique_ptr<TaggerResult> result = TokenResult(Tokenize(tagger, texts, num_texts));
+    result->has_tags = true;
+    // Texts without a token are left out of the batch: they add no token, so the tags of the
+    // others, sentence by sentence, are in the order of the result's tokens.
+    std::vector<int> lengths;
+    for (int length : result->sentence_lengths) {
+      if (length > 0) lengths.push_back(length);
+    }
+    if (!lengths.empty()) {
+      std::vector<const char*> tokens;
+      for (const std::string& token : result->tokens) tokens.push_back(token.c_str());
+      TagInto(tagger, tokens.data(), lengths.data(), static_cast<int>(lengths.size()), nullptr, result.get());
+    }
+    result->Finish();
+    return result.release();
+  });
+}
+
+int tagger_has_tokenizer(const Tagger* tagger) { return tagger == nullptr ? -1 : tagger->has_tokenizer ? 1 : 0; }
+
+size_t tagger_result_size(const TaggerResult* result) {
+  if (result == nullptr) return 0;
+  return result->has_tags ? result->tags.size() : result->tokens.size();
+}
+
+int tagger_result_num_sentences(const TaggerResult* result) {
+  return result == nullptr ? 0 : static_cast<int>(result->sentence_lengths.size());
+}
+
+const int* tagger_result_sentence_lengths(const TaggerResult* result) {
+  return result == nullptr ? nullptr : ArrayOf(true, result->sentence_lengths);
+}
 
 const char* const* tagger_result_tags(const TaggerResult* result) {
-  return result == nullptr ? nullptr : result->tag_pointers.data();
+  return result == nullptr ? nullptr : ArrayOf(result->has_tags, result->tag_pointers);
 }
 
 const float* tagger_result_confidences(const TaggerResult* result) {
-  return result == nullptr ? nullptr : result->confidences.data();
+  return result == nullptr ? nullptr : ArrayOf(result->has_tags, result->confidences);
+}
+
+const char* const* tagger_result_tokens(const TaggerResult* result) {
+  return result == nullptr ? nullptr : ArrayOf(result->has_tokens, result->token_pointers);
+}
+
+const int* tagger_result_starts(const TaggerResult* result) {
+  return result == nullptr ? nullptr : ArrayOf(result->has_tokens, result->starts);
+}
+
+const int* tagger_result_ends(const TaggerResult* result) {
+  return result == nullptr ? nullptr : ArrayOf(result->has_tokens, result->ends);
 }
 
 void tagger_result_free(TaggerResult* result) { delete result; }

@@ -1,4 +1,5 @@
-/* C API of libtagger: tags tokenized sentences with a frozen model folder (freeze.py output).
+/* C API of libtagger: tokenizes raw text and tags it with a frozen or export model folder
+ * (freeze.py or export.py output).
  *
  * Every function is safe to call from several threads on one Tagger. A call that fails
  * returns NULL (or -1) and leaves a message for tagger_last_error() in the calling thread.
@@ -20,7 +21,12 @@ typedef struct TaggerResult TaggerResult;
 
 /* Loads a frozen folder (freeze.py) or an export folder (export.py): serving.json and the
  * graph or SavedModel beside it. threads: TensorFlow intra- and inter-op threads; 0 lets
- * TensorFlow choose. */
+ * TensorFlow choose.
+ *
+ * The op libraries that serving.json lists under "op_libraries" (TF Text's
+ * _regex_split_ops.so, which the tokenizer runs on) are loaded first, once per process, from
+ * the folder that the environment variable NER_TF_OPS_DIR names, else from the tensorflow-text
+ * package that the build found (tensorflow_text/python/ops of the Python interpreter it used). */
 TAGGER_API Tagger* tagger_open(const char* folder, int threads);
 
 TAGGER_API void tagger_close(Tagger* tagger);
@@ -30,17 +36,43 @@ TAGGER_API void tagger_close(Tagger* tagger);
 TAGGER_API int tagger_num_feature_columns(const Tagger* tagger);
 TAGGER_API int tagger_feature_column(const Tagger* tagger, int index);
 
+/* 1 if the folder holds the raw-text tokenizer (serving.json "tokenizer"), 0 if it was written
+ * before raw text was tokenized inside the graph, -1 for NULL. */
+TAGGER_API int tagger_has_tokenizer(const Tagger* tagger);
+
 /* Tags num_sentences sentences in one batch. tokens holds the tokens of all sentences in
  * order (non-empty UTF-8, NUL-terminated); lengths[i] >= 1 is the token count of sentence i.
  * features is NULL for a model without feature columns, else per token its
  * tagger_num_feature_columns() values, token by token, in the order of tokens. */
 TAGGER_API TaggerResult* tagger_tag(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
-                         const char* const* features);
+                                    const char* const* features);
 
-/* The result has one tag (IOB2) and one confidence per input token, in the order of tokens. */
+/* Tokenizes num_texts raw texts (UTF-8, NUL-terminated; one text is one sentence) with the
+ * folder's tokenizer graph, as every other loader of the folder does. The result holds the
+ * tokens and their offsets, no tags. Fails for a folder without a tokenizer. */
+TAGGER_API TaggerResult* tagger_tokenize(Tagger* tagger, const char* const* texts, int num_texts);
+
+/* Tokenizes num_texts raw texts as tagger_tokenize does, then tags them in one batch: the result
+ * holds the tokens, their offsets, tags and confidences. A text without a token (empty, blank,
+ * only invisible characters) gets 0 tokens. Fails for a model that reads feature columns. */
+TAGGER_API TaggerResult* tagger_tag_text(Tagger* tagger, const char* const* texts, int num_texts);
+
+/* A result's tokens, all sentences (texts) in order: tagger_result_size() of them.
+ *   tagger_result_num_sentences / _sentence_lengths: the sentences (texts) and how many tokens
+ *     each has (0 for a text without a token);
+ *   tagger_result_tags / _confidences: each token's IOB2 tag and its confidence (the tag's
+ *     marginal probability); NULL for a tagger_tokenize result;
+ *   tagger_result_tokens / _starts / _ends: each token (UTF-8, NUL-terminated) and its character
+ *     (code point) offsets in its text, end exclusive; NULL for a tagger_tag result.
+ * Arrays are owned by the result and live until tagger_result_free(). */
 TAGGER_API size_t tagger_result_size(const TaggerResult* result);
+TAGGER_API int tagger_result_num_sentences(const TaggerResult* result);
+TAGGER_API const int* tagger_result_sentence_lengths(const TaggerResult* result);
 TAGGER_API const char* const* tagger_result_tags(const TaggerResult* result);
 TAGGER_API const float* tagger_result_confidences(const TaggerResult* result);
+TAGGER_API const char* const* tagger_result_tokens(const TaggerResult* result);
+TAGGER_API const int* tagger_result_starts(const TaggerResult* result);
+TAGGER_API const int* tagger_result_ends(const TaggerResult* result);
 TAGGER_API void tagger_result_free(TaggerResult* result);
 
 /* Why the calling thread's last failed call failed ("" if none failed). */

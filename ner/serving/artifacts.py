@@ -37,20 +37,11 @@ from ner.serving.loaders import load_checkpoint
 INIT_OP = "init_tables"
 
 
-class NotExportable(ValueError):
-    pass
-
-
 def serving_function(model: Tagger, with_emissions: bool = False):
     """model.predict as a concrete function for export and freezing; its inputs are words and
     lengths, plus features only when the config reads feature columns (no caller feeds an unused
     input). with_emissions adds the emission scores [B, T, num_tags], for runners that decode
     natively (head_description)."""
-    if "bert" in model.config.emb_class:
-        raise NotExportable(
-            f"emb_class={model.config.emb_class}: BERT models cannot be exported or frozen: their WordPiece "
-            "tokenization runs in Python (the tokenizers library) and a SavedModel or frozen graph cannot hold "
-            "it. Tag with inference.py --model_dir, which runs the checkpoint.")
     if model.config.feature_columns:
         @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
         def serve(words, lengths, features):

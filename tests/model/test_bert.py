@@ -12,8 +12,9 @@ import tensorflow as tf
 import tiny_contextual as tiny
 
 from conftest import ROOT  # noqa: E402
+from wordpiece_reference import WordPieceAligner, plan_windows
 from ner.model.features.bert import BertFeatures, BertModel, is_bert_variable, no_weight_decay, read_folder
-from ner.model.features.wordpiece import WordPieceAligner, plan_windows
+from ner.model.features.wordpiece import WordPieces
 
 SENTENCES = [["John", "went", "to", "Paris", "."],
              ["Unbelievables", "Berlin", "U.S.", "o'neil", "(", "x1", ")", "Zürich", "\u200b", "€"],
@@ -155,16 +156,20 @@ def test_casing_comes_from_the_tokenizer_config_or_the_vocabulary(folders, tmp_p
                               do_lower_case=True)
     assert BertFeatures(told, [-1]).lowercase
     assert not BertFeatures(folders["hf"], [-1], lowercase="no").lowercase
-    aligner = WordPieceAligner(os.path.join(cased, "vocab.txt"), lowercase=False, max_seq_length=20, pooling="mean")
+    pieces = WordPieces(os.path.join(cased, "vocab.txt"), lowercase=False, max_seq_length=20, pooling="mean")
     vocab = cased_vocab
-    assert [[vocab[i] for i in w] for w in aligner.word_pieces([["Paris", "paris", "Zürich"]])[0]] == \
+    assert [[vocab[i] for i in w] for w in graph_pieces(pieces, ["Paris", "paris", "Zürich"])] == \
         [["Paris"], ["paris"], ["[UNK]"]]  # cased: no capital Z piece, and accents are kept
 
 
+def graph_pieces(word_pieces: WordPieces, words: list[str]) -> list[list[int]]:
+    return word_pieces.word_pieces(tf.constant(words, tf.string)).to_list()
+
+
 def test_word_pieces_follow_bert_tokenization(folders):
-    aligner = WordPieceAligner(os.path.join(folders["hf"], "vocab.txt"), lowercase=True, max_seq_length=64,
-                               pooling="mean")
-    pieces = aligner.word_pieces([SENTENCES[1]])[0]
+    word_pieces = WordPieces(os.path.join(folders["hf"], "vocab.txt"), lowercase=True, max_seq_length=64,
+                             pooling="mean")
+    pieces = graph_pieces(word_pieces, SENTENCES[1])
     vocab = tiny.BERT_VOCAB
     assert [[vocab[i] for i in word] for word in pieces] == [
         ["un", "##believ", "##able", "##s"], ["berlin"], ["u", ".", "s", "."], ["o", "'", "n", "##e", "##i", "##l"],
@@ -173,17 +178,59 @@ def test_word_pieces_follow_bert_tokenization(folders):
         ["[UNK]"]]
 
 
+@pytest.mark.parametrize("max_seq_length, pooling", [(8, "mean"), (8, "first"), (3, "first"), (5, "mean"), (64, "mean")])
+def test_the_graph_batches_pieces_as_the_reference_does(folders, max_seq_length, pooling):
+    """Pieces, windows, the window each word is read from and the rows of its pieces: the graph
+    against wordpiece_reference.py's Python loops over the `tokenizers` library's pieces."""
+    rng = np.random.default_rng(max_seq_length)
+    vocab = os.path.join(folders["hf"], "vocab.txt")
+    pool = ["John", "went", "to", "Unbelievables", "U.S.", "x", "Berlin", "o'neil", "Zürich", "\u200b", "a" * 120]
+    sentences = [list(rng.choice(pool, n)) for n in (1, 3, 0, 12, 30, 7)]
+    words, lengths = as_bytes(sentences)
+    expected = WordPieceAligner(vocab, True, max_seq_length, pooling)(words, lengths)
+    got = tf.function(WordPieces(vocab, True, max_seq_length, pooling))(tf.constant(words), tf.constant(lengths))
+    for name, want, have in zip(["input_ids", "window_lengths", "piece_rows", "piece_words"], expected, got):
+        np.testing.assert_array_equal(have.numpy(), want, err_msg=name)
+
+
+# Words whose WordPiece pieces are easy to get wrong: accents, hyphens, clitics, numbers with
+# commas, CJK, control and zero-width characters, words over 100 bytes or characters.
+TRICKY_WORDS = ["Café", "naïve", "ÀÉÎÕÜ", "well-known", "don't", "O'Neill", "1,000.5", "東京都", "ab東c", "x\u200by",
+                "\x07bell", "e\u0301", "ʼn", "İstanbul", "a" * 101, "é" * 40, "$5", "——", "Ω≈ç", "\U0001f600ok", "\ufffdz"]
+# The documented differences (wordpiece.py): uncased, NFKC folding and ß; a word over 100 bytes.
+UNCASED_DIFFERENCES = {"Straße": ["s", "##t", "##r", "##a", "##s", "##s", "##e"], "\ufb01ne": ["f", "##i", "##n", "##e"],
+                       "\u216b": ["x", "##i", "##i"], "\u01c5": ["d", "##z"]}
+CASED_DIFFERENCES = {"é" * 60: ["[UNK]"]}
+
+
+@pytest.mark.parametrize("lowercase", [True, False])
+def test_in_graph_pieces_equal_the_tokenizers_library_on_tricky_words(tmp_path, lowercase):
+    import unicodedata
+    differences = UNCASED_DIFFERENCES if lowercase else CASED_DIFFERENCES
+    words = TRICKY_WORDS + list(differences)
+    chars = sorted({c for word in words for form in (word, word.lower(), unicodedata.normalize("NFKD", word.lower()))
+                    for c in form if not c.isspace()} | set("ss"))
+    vocab = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *chars, *(f"##{c}" for c in chars), "caf", "well"]))
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    reference = WordPieceAligner(str(path), lowercase, 64, "mean").word_pieces([TRICKY_WORDS])[0]
+    got = graph_pieces(WordPieces(str(path), lowercase, 64, "mean"), words)
+    assert got[:len(TRICKY_WORDS)] == reference
+    assert any(len(pieces) > 3 for pieces in reference) and [1] in reference  # real splits, and [UNK]s
+    assert [[vocab[i] for i in pieces] for pieces in got[len(TRICKY_WORDS):]] == list(differences.values())
+
+
 @pytest.mark.parametrize("pooling", ["mean", "first"])
 def test_every_word_gets_exactly_one_vector_across_windows(folders, pooling):
     rng = np.random.default_rng(0)
     vocab = os.path.join(folders["hf"], "vocab.txt")
-    aligner = WordPieceAligner(vocab, lowercase=True, max_seq_length=8, pooling=pooling)
     pool = ["John", "went", "to", "Unbelievables", "U.S.", "x", "Berlin", "o'neil"]
     sentences = [list(rng.choice(pool, n)) for n in (1, 3, 12, 30, 7)]
     words, lengths = as_bytes(sentences)
-    input_ids, window_lengths, rows, owners = aligner(words, lengths)
+    word_pieces = WordPieces(vocab, lowercase=True, max_seq_length=8, pooling=pooling)
+    input_ids, window_lengths, rows, owners = (t.numpy() for t in word_pieces(tf.constant(words), tf.constant(lengths)))
     width = words.shape[1]
-    all_pieces = aligner.word_pieces(sentences)
+    all_pieces = [graph_pieces(word_pieces, sentence) for sentence in sentences]
     assert input_ids.shape[1] <= 8 and len(input_ids) > len(sentences)  # long sentences took several windows
     expected_words = {b * width + t for b, s in enumerate(sentences) for t in range(len(s))}
     assert set(owners.tolist()) == expected_words
@@ -226,8 +273,8 @@ def test_long_sentences_read_each_word_in_its_own_window(folders):
     whole = BertFeatures(folders["hf"], [-1], max_seq_length=40)
     words, lengths = batch([sentence])
     got = windowed(words, lengths).numpy()[0, :, 0]
-    aligner = windowed.aligner
-    windows, owner = plan_windows([len(p) for p in aligner.word_pieces([sentence])[0]], aligner.window)
+    pieces = graph_pieces(windowed.word_pieces, sentence)
+    windows, owner = plan_windows([len(p) for p in pieces], windowed.word_pieces.window)
     assert len(windows) > 2
     for k, (a, b) in enumerate(windows):
         alone = whole(*batch([sentence[a:b]])).numpy()[0, :, 0]
@@ -241,7 +288,7 @@ def test_first_and_mean_pooling(folders):
     model = BertModel(settings, weights, trainable=False)
     sentence = ["Unbelievables", "John"]
     ids = [tiny.BERT_VOCAB.index(t) for t in ["[CLS]", "un", "##believ", "##able", "##s", "john", "[SEP]"]]
-    assert [t for w in WordPieceAligner(vocab, True, 64, "mean").word_pieces([sentence])[0] for t in w] == ids[1:-1]
+    assert [t for w in graph_pieces(WordPieces(vocab, True, 64, "mean"), sentence) for t in w] == ids[1:-1]
     hidden = model(tf.constant([ids]), tf.constant([len(ids)]))[-1].numpy()[0]
     words, lengths = batch([sentence])
     mean = BertFeatures(folders["hf"], [-1], pooling="mean")(words, lengths).numpy()[0, :, 0]
@@ -352,6 +399,20 @@ def test_train_save_load_tag(mode, corpus_dir, emb_dir, folders, tmp_path):
     sentences = [s for s in read_conll(os.path.join(corpus_dir, "dev.txt")) if not s.docstart][:20]
     again = tag_sentences(load_checkpoint(model_dir), sentences, "iob2", 8)
     assert [t for t, _ in again] == [t for t, _ in tag_sentences(model, sentences, "iob2", 8)]
-    with pytest.raises(SystemExit, match="BERT models cannot be exported"):
-        export.main(["--model_dir", model_dir])
-    assert not os.path.exists(os.path.join(model_dir, "export"))
+    # WordPiece runs in the graph: the export and the frozen graph tag as the checkpoint does.
+    import freeze
+    from ner.data.text import TextLine, text_sentences
+    from ner.serving.loaders import ExportedTagger, FrozenTagger
+    export.main(["--model_dir", model_dir])
+    freeze.main(["--model_dir", model_dir])
+    texts = [TextLine("Anna Schmidt visited Z\u00fcrich and the U.S. on Monday.", 1), TextLine("o'neil went to Berlin", 2)]
+    expected = tag_sentences(model, sentences, "iob2", 8)
+    for loaded in (ExportedTagger(os.path.join(model_dir, "export")), FrozenTagger(os.path.join(model_dir, "frozen"))):
+        tagged = tag_sentences(loaded, sentences, "iob2", 8)
+        assert [t for t, _ in tagged] == [t for t, _ in expected]
+        np.testing.assert_allclose(np.concatenate([c for _, c in tagged]), np.concatenate([c for _, c in expected]),
+                                   atol=2e-4)
+        items = text_sentences(texts, loaded.tokenize)
+        assert [item.sentence.words for item in items] == [item.sentence.words for item in text_sentences(texts, model.tokenize)]
+        assert [t for t, _ in tag_sentences(loaded, [i.sentence for i in items], "iob2", 8)] == \
+            [t for t, _ in tag_sentences(model, [i.sentence for i in items], "iob2", 8)]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from ner.model.features.wordpiece import WordPieceAligner, read_vocab, vocab_is_uncased
+from ner.model.features.wordpiece import WordPieces, read_vocab, vocab_is_uncased
 from ner.model.layers.dense import Dense
 from ner.model.layers.layer_norm import normalize
 
@@ -327,23 +327,13 @@ class BertFeatures(tf.Module):
         self.layer_ids = [i % count for i in layers]
         self.finetune = finetune
         self.lowercase = resolve_lowercase(lowercase, settings, vocab_path)
-        self.aligner = WordPieceAligner(vocab_path, self.lowercase, min(max_seq_length, settings.max_positions),
-                                        pooling)
+        self.word_pieces = WordPieces(vocab_path, self.lowercase, min(max_seq_length, settings.max_positions), pooling)
         self.first_piece = pooling == "first"
         self.num_layers = len(self.layer_ids)
         self.output_dim = settings.hidden_size
 
-    def pieces(self, words, lengths):
-        """The word-piece batch of these words (wordpiece.py), computed in Python."""
-        input_ids, window_lengths, piece_rows, piece_words = tf.numpy_function(
-            self.aligner, [words, lengths], [tf.int32] * 4, stateful=False, name="wordpieces")
-        input_ids.set_shape([None, None])
-        for t in (window_lengths, piece_rows, piece_words):
-            t.set_shape([None])
-        return input_ids, window_lengths, piece_rows, piece_words
-
     def __call__(self, words, lengths, training: bool = False) -> tf.Tensor:
-        input_ids, window_lengths, piece_rows, piece_words = self.pieces(words, lengths)
+        input_ids, window_lengths, piece_rows, piece_words = self.word_pieces(words, lengths)
         hidden = self.model(input_ids, window_lengths, training and self.finetune)
         selected = tf.stack([hidden[i] for i in self.layer_ids], axis=2)  # [N, L, K, H]
         width = self.num_layers * self.output_dim

@@ -1,11 +1,16 @@
 """BERT's WordPiece tokenization of already split words, and the alignment of word pieces back
-to words, including sentences longer than one BERT window.
+to words, including sentences longer than one BERT window, all as TensorFlow ops, so that a
+model with BERT features exports and freezes like any other.
 
-Tokenization is the `tokenizers` library's BERT pipeline built from vocab.txt (BertNormalizer:
-clean text, Chinese characters split, lowercase and accent stripping for uncased vocabularies;
-BertPreTokenizer: whitespace and punctuation; WordPiece: greedy longest match, "##"
-continuations, [UNK] for words over 100 characters). It runs in Python, so a model with BERT
-features calls it through tf.numpy_function (see ner/model/features/bert.py).
+Tokenization is TensorFlow Text's: FastBertNormalizer (BERT's text cleaning; for uncased
+vocabularies lowercasing, NFD and accent stripping) and FastWordpieceTokenizer built from
+vocab.txt (whitespace and punctuation split, CJK characters one by one, greedy longest match,
+"##" continuations, [UNK] for a word over 100 bytes). It gives the pieces of the `tokenizers`
+library's BERT pipeline (tests/model/wordpiece_reference.py keeps it as the reference) with
+these exceptions: uncased, compatibility characters are folded as NFKC folds them (the
+ligature "\ufb01" is "fi", "\u216b" is "xii") and "\u00df" becomes "ss"; a word over 100 bytes
+but not over 100 characters is [UNK] here. A word with no piece (a lone control character) is
+[UNK].
 
 Windows: a sentence whose pieces do not fit in max_seq_length - 2 ([CLS] and [SEP]) is cut
 into overlapping windows that start and end at word boundaries, each about half a window
@@ -16,9 +21,13 @@ at a window's edge when another window has it nearer the middle.
 from __future__ import annotations
 
 import numpy as np
+import tensorflow as tf
+
+from ner import op_libraries
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
-MAX_INPUT_CHARS_PER_WORD = 100  # BERT's WordPiece: longer words become [UNK]
+MAX_BYTES_PER_WORD = 100  # BERT's WordPiece: longer words become [UNK]
+_DROPPED = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\x{FFFD}]"  # all but tab, LF and CR
 
 
 def read_vocab(path: str) -> list[str]:
@@ -31,117 +40,137 @@ def vocab_is_uncased(tokens: list[str]) -> bool:
     return not any(any(c.isupper() for c in t) for t in tokens if not (t.startswith("[") and t.endswith("]")))
 
 
-def plan_windows(piece_counts: list[int], window: int) -> tuple[list[tuple[int, int]], list[int]]:
-    """Splits a sentence into windows of whole words.
-
-    piece_counts[t]: the number of pieces of word t (each 1..window). Returns the windows as
-    (first word, last word + 1) and, per word, the index of the window it is read from.
-    """
-    starts = np.concatenate([[0], np.cumsum(piece_counts)])  # starts[t]: pieces before word t
-    count = len(piece_counts)
-    if starts[-1] <= window:
-        return [(0, count)], [0] * count
-    stride = max(window // 2, 1)
-    windows = []
-    first = 0
-    while True:
-        end = first
-        while end < count and starts[end + 1] - starts[first] <= window:
-            end += 1
-        windows.append((first, end))
-        if end == count:
-            break
-        # The next window starts about `stride` pieces later, at a word boundary, with no gap.
-        following = first + 1
-        while following < end and starts[following] - starts[first] < stride:
-            following += 1
-        first = following
-    owner = []
-    for t in range(count):
-        best, best_context = 0, -1
-        for k, (a, b) in enumerate(windows):
-            if a <= t < b:
-                context = min(starts[t] - starts[a], starts[b] - starts[t + 1])
-                if context > best_context:
-                    best, best_context = k, context
-        owner.append(best)
-    return windows, owner
-
-
-class WordPieceAligner:
-    """words [B, T] (bytes, '' padding), lengths [B] -> the inputs of a BERT batch and, for every
-    word, the rows of the BERT output that make its vector."""
+class WordPieces(tf.Module):
+    """words [B, T] (strings, '' padding), lengths [B] -> the inputs of a BERT batch and, for every
+    word, the rows of the BERT output that make its vector:
+      input_ids [N, L] int32: N windows, [CLS] ... [SEP], [PAD] after;
+      window_lengths [N];
+      piece_rows [K]: row n * L + position of a piece in the flattened BERT output;
+      piece_words [K]: b * T + t, the word the piece belongs to (words past a length get none)."""
 
     def __init__(self, vocab_path: str, lowercase: bool, max_seq_length: int, pooling: str):
-        from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-
+        super().__init__(name="word_pieces")
         if pooling not in ("mean", "first"):
             raise ValueError(f"word-piece pooling {pooling!r}: expected mean or first")
         if max_seq_length < 3:
             raise ValueError(f"max_seq_length={max_seq_length}: expected at least 3 ([CLS] piece [SEP])")
         vocab = read_vocab(vocab_path)
         ids = {token: i for i, token in enumerate(vocab)}
+        if len(ids) < len(vocab):
+            repeated = next(token for i, token in enumerate(vocab) if ids[token] != i)
+            raise ValueError(f"{vocab_path}: expected each token once, found {repeated!r} twice")
         missing = [t for t in SPECIAL_TOKENS if t not in ids]
         if missing:
             raise ValueError(f"{vocab_path}: no {', '.join(missing)} token")
         self.pad_id, self.unk_id, self.cls_id, self.sep_id = (ids[t] for t in SPECIAL_TOKENS)
         self.window = max_seq_length - 2
         self.first_only = pooling == "first"
-        tokenizer = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", continuing_subword_prefix="##",
-                                               max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-        # strip_accents=None: accents are stripped exactly when lowercasing (BERT's uncased models).
-        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                          strip_accents=None, lowercase=lowercase)
-        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        self.tokenizer = tokenizer
+        normalizer = op_libraries.model_builder("pywrap_fast_bert_normalizer_model_builder")
+        wordpiece = op_libraries.model_builder("pywrap_fast_wordpiece_tokenizer_model_builder")
+        # The models are flatbuffers, kept as uint8 constants (a string constant could be cut at a NUL).
+        self._normalizer_model = np.frombuffer(normalizer.build_fast_bert_normalizer_model(lowercase), np.uint8)
+        self._wordpiece_model = np.frombuffer(wordpiece.build_fast_wordpiece_model(
+            vocab, MAX_BYTES_PER_WORD, "##", "[UNK]", False, False), np.uint8)
 
-    def word_pieces(self, sentences: list[list[str]]) -> list[list[list[int]]]:
-        """Per sentence, per word, its piece ids (at least one: a word that normalizes to nothing,
-        such as a lone control character, is [UNK]; at most one window's worth)."""
-        encodings = self.tokenizer.encode_batch(sentences, is_pretokenized=True, add_special_tokens=False)
-        result = []
-        for words, encoding in zip(sentences, encodings):
-            pieces = [[] for _ in words]
-            for piece, word in zip(encoding.ids, encoding.word_ids):
-                if word is not None:
-                    pieces[word].append(piece)
-            result.append([p[: self.window] if p else [self.unk_id] for p in pieces])
-        return result
+    def word_pieces(self, words):
+        """words [M] -> their piece ids [M, (pieces)] int32: at least one ([UNK] for a word that
+        normalizes to nothing), at most one window's worth."""
+        # BERT's text cleaning drops control and format characters and U+FFFD; the normalizer does so
+        # only when it lowercases.
+        cleaned = tf.strings.regex_replace(words, _DROPPED, "")
+        normalized, _, _ = op_libraries.load(op_libraries.FAST_BERT_NORMALIZER).fast_bert_normalize(
+            cleaned, tf.constant(self._normalizer_model), get_offsets=False)
+        _, piece_ids, splits, _, _ = op_libraries.load(op_libraries.FAST_WORDPIECE).fast_wordpiece_tokenize_with_offsets(
+            normalized, tf.constant(self._wordpiece_model))
+        pieces = tf.RaggedTensor.from_row_splits(tf.cast(piece_ids, tf.int32), splits)
+        found = tf.cast(pieces.row_lengths(), tf.int32)
+        counts = tf.maximum(tf.minimum(found, self.window), 1)
+        # Each word's first `counts` pieces, or the [UNK] appended after all pieces.
+        take = tf.ragged.range(counts) + tf.cast(pieces.row_starts(), tf.int32)[:, None]
+        take = tf.where(found[:, None] > 0, take, tf.size(pieces.flat_values))
+        values = tf.gather(tf.concat([pieces.flat_values, [self.unk_id]], 0), take.flat_values)
+        return tf.RaggedTensor.from_row_lengths(values, counts)
 
-    def __call__(self, words: np.ndarray, lengths: np.ndarray):
-        """-> input_ids [N, L] int32 (N windows, [CLS] ... [SEP], [PAD] after), window_lengths [N],
-        piece_rows [K] (row n * L + position of a piece in the flattened BERT output) and
-        piece_words [K] (b * T + t: the word it belongs to); words past a length get no rows."""
-        batch, width = words.shape
-        sentences = [[w.decode("utf-8", errors="replace") for w in words[b, :lengths[b]]] for b in range(batch)]
-        windows_ids: list[list[int]] = []
-        rows: list[tuple[int, int]] = []   # (window, position)
-        owners: list[int] = []
-        for b, pieces in enumerate(self.word_pieces(sentences)):
-            if not pieces:
-                continue
-            windows, owner = plan_windows([len(p) for p in pieces], self.window)
-            first_window = len(windows_ids)
-            positions = []
-            for first, end in windows:
-                ids = [self.cls_id]
-                position = {}
-                for t in range(first, end):
-                    position[t] = len(ids)
-                    ids.extend(pieces[t])
-                windows_ids.append(ids + [self.sep_id])
-                positions.append(position)
-            for t, k in enumerate(owner):
-                start = positions[k][t]
-                count = 1 if self.first_only else len(pieces[t])
-                for p in range(start, start + count):
-                    rows.append((first_window + k, p))
-                    owners.append(b * width + t)
-        longest = max((len(ids) for ids in windows_ids), default=2)
-        input_ids = np.full((len(windows_ids), longest), self.pad_id, dtype=np.int32)
-        for n, ids in enumerate(windows_ids):
-            input_ids[n, :len(ids)] = ids
-        window_lengths = np.array([len(ids) for ids in windows_ids], dtype=np.int32)
-        piece_rows = np.array([n * longest + p for n, p in rows], dtype=np.int32)
-        piece_words = np.array(owners, dtype=np.int32)
-        return input_ids, window_lengths, piece_rows, piece_words
+    def __call__(self, words, lengths):
+        lengths = tf.cast(lengths, tf.int32)
+        batch, width = tf.shape(words)[0], tf.shape(words)[1]
+        positions = tf.cast(tf.where(tf.sequence_mask(lengths, width)), tf.int32)  # [M, 2] (b, t), row-major
+        pieces = self.word_pieces(tf.gather_nd(words, positions))
+        counts = tf.cast(pieces.row_lengths(), tf.int32)
+        # starts[b, t]: pieces before word t of sentence b, for t = 0..lengths[b]; a large value after.
+        per_sentence = tf.RaggedTensor.from_row_lengths(counts, lengths)
+        starts = tf.concat([tf.zeros([batch, 1], tf.int32), tf.cumsum(per_sentence, axis=1).to_tensor(shape=[batch, width])], 1)
+        beyond = tf.range(width + 1)[None, :] > lengths[:, None]
+        starts = tf.where(beyond, tf.int32.max // 2, starts)
+        first_words, window_ends, window_counts = self._windows(starts, lengths)
+        return self._batch(pieces, positions, starts, lengths, first_words, window_ends, window_counts, width)
+
+    def _windows(self, starts, lengths):
+        """The windows of each sentence, in order: (first word, last word + 1) [W] each, sentence by
+        sentence, and the number of windows of each sentence [B]. A window holds the words whose
+        pieces fit in it from its first word on; the next starts at the first word at least half a
+        window later (and at the latest where this one ends)."""
+        stride = max(self.window // 2, 1)
+        first = tf.range(tf.shape(starts)[1] - 1)[None, :] + tf.zeros_like(starts[:, :1])  # [B, T]
+        first_start = starts[:, :-1]
+        end_of = tf.searchsorted(starts, first_start + self.window, side="right") - 1
+        end_of = tf.maximum(end_of, first + 1)  # a word never has more pieces than a window
+        next_of = tf.minimum(end_of, tf.searchsorted(starts, first_start + stride, side="left"))
+
+        def step(current, active, firsts, ends, actives, i):
+            end = tf.gather(end_of, current, batch_dims=1)
+            firsts, ends, actives = firsts.write(i, current), ends.write(i, end), actives.write(i, active)
+            active = active & (end < lengths)
+            current = tf.where(active, tf.gather(next_of, current, batch_dims=1), current)
+            return current, active, firsts, ends, actives, i + 1
+
+        def arrays():
+            return tf.TensorArray(tf.int32, size=0, dynamic_size=True)
+        start = (tf.zeros_like(lengths), lengths > 0, arrays(), arrays(), tf.TensorArray(tf.bool, 0, dynamic_size=True),
+                 tf.constant(0))
+        # At least one step, so that the arrays are never empty (stacking none has no shape).
+        _, _, firsts, ends, actives, _ = tf.while_loop(
+            lambda current, active, firsts, ends, actives, i: (i == 0) | tf.reduce_any(active), step, start)
+        taken = tf.transpose(actives.stack())  # [B, I]: sentence by sentence, windows in order
+        return (tf.boolean_mask(tf.transpose(firsts.stack()), taken), tf.boolean_mask(tf.transpose(ends.stack()), taken),
+                tf.reduce_sum(tf.cast(taken, tf.int32), 1))
+
+    def _batch(self, pieces, positions, starts, lengths, first_words, window_ends, window_counts, width):
+        sentence_of_window = tf.repeat(tf.range(tf.size(window_counts)), window_counts)
+        window_start = tf.gather_nd(starts, tf.stack([sentence_of_window, first_words], 1))
+        window_pieces = tf.gather_nd(starts, tf.stack([sentence_of_window, window_ends], 1)) - window_start
+        # The pieces of every sentence lie one after another in pieces.flat_values.
+        totals = tf.gather(starts, lengths, batch_dims=1)
+        sentence_piece_start = tf.gather(tf.cumsum(totals, exclusive=True), sentence_of_window)
+        take = tf.ragged.range(window_pieces) + (sentence_piece_start + window_start)[:, None]
+        ids = tf.gather(pieces.flat_values, take)
+        ids = tf.concat([tf.fill([tf.size(window_pieces), 1], self.cls_id), ids.to_tensor(self.pad_id)], 1)
+        longest = tf.reduce_max(tf.concat([window_pieces, [0]], 0)) + 2
+        ids = tf.pad(ids, [[0, 0], [0, 1]], constant_values=self.pad_id)[:, :longest]
+        ids = tf.tensor_scatter_nd_update(ids, tf.stack([tf.range(tf.size(window_pieces)), window_pieces + 1], 1),
+                                          tf.fill([tf.size(window_pieces)], self.sep_id))
+        window_lengths = window_pieces + 2
+
+        # The window each word is read from: the most context on its poorer side, the first on a tie.
+        sentence, word = positions[:, 0], positions[:, 1]
+        first_window = tf.gather(tf.concat([[0], tf.cumsum(window_counts)], 0), sentence)
+        most = tf.reduce_max(tf.concat([window_counts, [0]], 0))
+        candidate = first_window[:, None] + tf.range(most)[None, :]  # [M, most]
+        valid = tf.range(most)[None, :] < tf.gather(window_counts, sentence)[:, None]
+        candidate = tf.where(valid, candidate, 0)
+        a, e = tf.gather(first_words, candidate), tf.gather(window_ends, candidate)
+        word_start = tf.gather_nd(starts, positions)[:, None]
+        word_end = tf.gather_nd(starts, tf.stack([sentence, word + 1], 1))[:, None]
+        sentence_starts = tf.gather(starts, sentence)
+        context = tf.minimum(word_start - tf.gather(sentence_starts, a, batch_dims=1),
+                             tf.gather(sentence_starts, e, batch_dims=1) - word_end)
+        inside = valid & (a <= word[:, None]) & (word[:, None] < e)
+        score = tf.where(inside, context, -1) * (most + 1) + (most - tf.range(most))[None, :]
+        owner = tf.gather(candidate, tf.argmax(score, axis=1, output_type=tf.int32), batch_dims=1)
+
+        counts = tf.cast(pieces.row_lengths(), tf.int32)
+        count = tf.ones_like(counts) if self.first_only else counts
+        position = 1 + word_start[:, 0] - tf.gather(window_start, owner)
+        rows = tf.ragged.range(count) + (owner * longest + position)[:, None]
+        piece_words = tf.repeat(sentence * width + word, count)
+        return ids, window_lengths, rows.flat_values, piece_words
