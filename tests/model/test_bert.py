@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tiny_contextual as tiny
+from wordpiece_reference import WordPieceAligner, plan_windows
 
 from conftest import ROOT  # noqa: E402
-from wordpiece_reference import WordPieceAligner, plan_windows
 from ner.model.features.bert import BertFeatures, BertModel, is_bert_variable, no_weight_decay, read_folder
 from ner.model.features.wordpiece import WordPieces
 
