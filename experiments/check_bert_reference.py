@@ -41,15 +41,16 @@ def compare(bert_path: str, sentences: list[list[str]] = SENTENCES) -> dict:
     from transformers import BertTokenizerFast
 
     from ner.model.features.bert import BertModel, read_folder, resolve_lowercase, resolve_path
-    from ner.model.features.wordpiece import WordPieceAligner
+    from ner.model.features.wordpiece import WordPieces
 
     folder = resolve_path(bert_path)
     settings, weights, vocab = read_folder(folder)
     ours = BertModel(settings, weights, trainable=False)
-    aligner = WordPieceAligner(vocab, resolve_lowercase("auto", settings, vocab), max_seq_length=512, pooling="mean")
+    aligner = WordPieces(vocab, resolve_lowercase("auto", settings, vocab), max_seq_length=512, pooling="mean")
     words = np.array([s + [""] * (max(map(len, sentences)) - len(s)) for s in sentences], dtype=object)
     words = np.vectorize(lambda w: w.encode("utf-8"), otypes=[object])(words)
-    input_ids, window_lengths, _, _ = aligner(words, np.array([len(s) for s in sentences], np.int32))
+    input_ids, window_lengths, _, _ = (t.numpy() for t in aligner(tf.constant(words),
+                                                                  tf.constant([len(s) for s in sentences], tf.int32)))
 
     tokenizer = BertTokenizerFast.from_pretrained(folder)
     reference = tokenizer(sentences, is_split_into_words=True, padding=True, return_tensors="pt")
