@@ -510,3 +510,54 @@ def fuzz_c_api(library: str, frozen: str, seed: int):
 
 if __name__ == "__main__":
     fuzz_c_api(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+
+
+@pytest.mark.parametrize("emb_class, bert_format, extra", [
+    ("bert", "google", []),
+    ("bert", "hf", ["--set", "bert_finetune=true", "--set", "bert_learning_rate=0.001"]),
+    ("bert+elmo", "hf", []),
+])
+def test_bert_models_tag_alike_in_every_runtime(emb_class, bert_format, extra, cc_build, corpus_dir, emb_dir, tmp_path):
+    """WordPiece, its windows and the word alignment run in the graph: a BERT model's checkpoint,
+    export, frozen graph, libtagger and the C++ runner give the same tags (and confidences) on CoNLL
+    input and on raw text. Windows of 8 pieces make long sentences take several."""
+    import export
+    import freeze
+    import tiny_contextual as tiny
+    from conftest import train_tiny
+    from ner.data.conll import read_conll
+    from ner.model.tagging import tag_sentences
+    from ner.serving.loaders import ExportedTagger, FrozenTagger, NativeFrozenTagger, load_checkpoint
+    write = tiny.write_bert_google if bert_format == "google" else tiny.write_bert_hf
+    settings = ["--set", "emb_class=" + emb_class, "--set", f"bert_path={write(tmp_path / 'bert')}",
+                "--set", "bert_max_seq_length=8", "--set", "feature_columns=[]", "--set", "lstm_units=8"]
+    if "elmo" in emb_class:
+        settings += ["--set", f"elmo_path={tiny.write_elmo(tmp_path / 'elmo')}"]
+    model_dir = train_tiny(corpus_dir, emb_dir, str(tmp_path / "model"), "--epochs", "1", *settings, *extra)
+    export.main(["--model_dir", model_dir])
+    freeze.main(["--model_dir", model_dir])
+    export_dir, frozen_dir = os.path.join(model_dir, "export"), os.path.join(model_dir, "frozen")
+    with open(os.path.join(frozen_dir, "serving.json"), encoding="utf-8") as f:
+        assert {"_fast_bert_normalizer.so", "_fast_wordpiece_tokenizer.so"} <= set(json.load(f)["op_libraries"])
+
+    sentences = [s for s in read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart][:30]
+    checkpoint = load_checkpoint(model_dir)
+    expected = tag_sentences(checkpoint, sentences, "iob2", batch_size=8)
+    library = os.path.join(cc_build, "libtagger.so")
+    for model in (ExportedTagger(export_dir), FrozenTagger(frozen_dir), NativeFrozenTagger(frozen_dir, library)):
+        tagged = tag_sentences(model, sentences, "iob2", batch_size=8)
+        assert [tags for tags, _ in tagged] == [tags for tags, _ in expected], type(model).__name__
+        for (_, confidences), (_, reference) in zip(tagged, expected):
+            assert list(confidences) == pytest.approx(list(reference), abs=2e-4)
+    conll = "".join("".join(f"{word}\n" for word in s.words) + "\n" for s in sentences).encode()
+    done = tagger(cc_build, frozen_dir, conll)
+    assert done.returncode == 0, done.stderr.decode()
+    runner_tags = [[line.split()[-1] for line in block.splitlines()] for block in done.stdout.decode().split("\n\n") if block]
+    assert runner_tags == [tags for tags, _ in expected]
+
+    rows, tagged_texts = checkpoint_tags(model_dir, TRICKY_TEXTS)
+    stdin = "".join(text + "\n" for text in TRICKY_TEXTS).encode()
+    done = tagger(cc_build, frozen_dir, stdin, "--format", "text")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode() == "".join("".join(f"{w} {t}\n" for (w, _, _), t in zip(row, result[0])) + "\n"
+                                           for row, result in zip(rows, tagged_texts) if row)
