@@ -12,6 +12,8 @@
 #include <tensorflow/c/c_api.h>
 #include <tensorflow/c/tf_tstring.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -279,11 +281,25 @@ std::string ThreadConfig(int threads) {
   return proto;
 }
 
+// An op library carries its own copies of inline code that TensorFlow's libraries also hold
+// (protobuf's Map among them). Loaded while TensorFlow's libraries are in the local scope of
+// whoever loaded libtagger (dlopen RTLD_LOCAL: the tagger command, Python's ctypes), it binds to
+// its own copies, and a TF Text kernel then reads its node's attributes through a map hashed by
+// the other copy: "key not found: get_offsets" in about half the runs. Promoting TensorFlow's
+// libraries to the global scope (RTLD_NOLOAD: they are loaded already) makes the op libraries
+// bind to TensorFlow's copies, as Python's TensorFlow does.
+void ShareTensorFlowSymbols() {
+  for (const char* name : {"libtensorflow_framework.so.2", "libtensorflow_cc.so.2"}) {
+    dlopen(name, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
+  }
+}
+
 // The op libraries of serving.json's "op_libraries", registered with TensorFlow before the graph
 // that runs their ops is imported (a frozen graph) or loaded (a SavedModel). A library stays
 // loaded for the life of the process, so each path is loaded once.
 void LoadOpLibraries(const std::vector<std::string>& names) {
   if (names.empty()) return;
+  ShareTensorFlowSymbols();
   const char* variable = std::getenv(kOpsDirVariable);
   bool from_variable = variable != nullptr && *variable != '\0';
   std::string folder = from_variable ? variable : NER_TF_OPS_DIR_DEFAULT;

@@ -78,8 +78,10 @@ class WordPieces(tf.Module):
         # BERT's text cleaning drops control and format characters and U+FFFD; the normalizer does so
         # only when it lowercases.
         cleaned = tf.strings.regex_replace(words, _DROPPED, "")
+        # get_offsets=True although the offsets go unused: graphs drop an attribute at its default
+        # value, and the op's kernel then fails to find it when a C program runs the graph.
         normalized, _, _ = op_libraries.load(op_libraries.FAST_BERT_NORMALIZER).fast_bert_normalize(
-            cleaned, tf.constant(self._normalizer_model), get_offsets=False)
+            cleaned, tf.constant(self._normalizer_model), get_offsets=True)
         _, piece_ids, splits, _, _ = op_libraries.load(op_libraries.FAST_WORDPIECE).fast_wordpiece_tokenize_with_offsets(
             normalized, tf.constant(self._wordpiece_model))
         pieces = tf.RaggedTensor.from_row_splits(tf.cast(piece_ids, tf.int32), splits)
