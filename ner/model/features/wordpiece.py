@@ -88,9 +88,9 @@ class WordPieces(tf.Module):
         found = tf.cast(pieces.row_lengths(), tf.int32)
         counts = tf.maximum(tf.minimum(found, self.window), 1)
         # Each word's first `counts` pieces, or the [UNK] appended after all pieces.
-        take = tf.ragged.range(counts) + tf.cast(pieces.row_starts(), tf.int32)[:, None]
-        take = tf.where(found[:, None] > 0, take, tf.size(pieces.flat_values))
-        values = tf.gather(tf.concat([pieces.flat_values, [self.unk_id]], 0), take.flat_values)
+        take = tf.ragged.range(counts).flat_values + tf.repeat(tf.cast(pieces.row_starts(), tf.int32), counts)
+        take = tf.where(tf.repeat(found > 0, counts), take, tf.size(pieces.flat_values))
+        values = tf.gather(tf.concat([pieces.flat_values, [self.unk_id]], 0), take)
         return tf.RaggedTensor.from_row_lengths(values, counts)
 
     def __call__(self, words, lengths):
