@@ -17,6 +17,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -108,10 +109,24 @@ def breakdown(frozen, sentences, feature_columns) -> list[tuple[str, float]]:
     return rows
 
 
-def cpp_latency_ms(binary: str, frozen: str, input_path: str) -> tuple[float, float]:
+def text_latencies_ms(model, sentences) -> list[float]:
+    """Each sentence as raw text (its words joined by spaces): the model's tokenizer graph, then
+    predict -> ms per text, the first left out."""
+    times = []
+    for sentence in sentences:
+        text = " ".join(sentence.words)
+        start = time.perf_counter()
+        (tokens,) = model.tokenize([text])
+        words = np.array([[word for word, _, _ in tokens]], dtype=object)
+        model.predict(words, np.array([len(tokens)], np.int32), np.zeros((1, len(tokens), 0), dtype=object))
+        times.append((time.perf_counter() - start) * 1000)
+    return times[1:]
+
+
+def cpp_latency_ms(binary: str, frozen: str, input_path: str, *options: str) -> tuple[float, float]:
     """-> (mean, median) ms per sentence that the C++ runner reports on stderr."""
     with open(input_path, "rb") as source:
-        done = subprocess.run([binary, frozen, "--threads", "1"], stdin=source, stdout=subprocess.DEVNULL,
+        done = subprocess.run([binary, frozen, "--threads", "1", *options], stdin=source, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, check=True)
     match = re.search(rb"mean ([0-9.]+) ms, median ([0-9.]+) ms", done.stderr)
     return float(match.group(1)), float(match.group(2))
@@ -158,6 +173,18 @@ def main(argv=None):
         mean, median = cpp_latency_ms(args.tagger, frozen_dir, args.input)
         medians["latency_ms_cpp_1thread"] = median
         print(f"C++ runner, frozen:     mean {mean:.3f} ms, median {median:.3f} ms per sentence")
+    if not columns and os.path.exists(library):  # raw text: the sentences' words joined by spaces
+        native = loaders.NativeFrozenTagger(frozen_dir, library, threads=1)
+        text_times = text_latencies_ms(native, sentences)
+        medians["latency_ms_python_text_1thread"] = statistics.median(text_times)
+        print(f"Python, libtagger, raw text (tokenize + tag): median {statistics.median(text_times):.3f} ms per text")
+        if os.path.exists(args.tagger):
+            with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as lines:
+                lines.write("".join(" ".join(s.words) + "\n" for s in sentences))
+                lines.flush()
+                mean, median = cpp_latency_ms(args.tagger, frozen_dir, lines.name, "--format", "text")
+            medians["latency_ms_cpp_text_1thread"] = median
+            print(f"C++ runner, raw text:   mean {mean:.3f} ms, median {median:.3f} ms per text")
 
     print("\nfrozen graph, Python session, median ms each stage adds (stage minus the one before):")
     for name, ms in breakdown(frozen, sentences, columns):

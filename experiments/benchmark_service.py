@@ -101,19 +101,27 @@ def main(argv=None):
     parser.add_argument("--max_batch", type=int, default=32, help="serve.py --max_batch (default 32)")
     parser.add_argument("--max_wait_ms", type=float, default=0.0, help="serve.py --max_wait_ms (default 0)")
     parser.add_argument("--max_queue", type=int, default=256, help="serve.py --max_queue (default 256)")
-    parser.add_argument("--name", help="results.json entry name (default service_<model folder>_batch<max_batch>)")
+    parser.add_argument("--text", action="store_true",
+                        help='send each sentence as raw text ({"text": words joined by spaces}), which the service '
+                             "tokenizes with the model's tokenizer graph")
+    parser.add_argument("--name", help="results.json entry name (default service_<model folder>_batch<max_batch>, "
+                                       "with _text for --text)")
     parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")
     args = parser.parse_args(argv)
 
     import json
     columns = Config.load(os.path.join(args.model_dir, "config.json")).feature_columns
     sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
-    bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode() for s in sentences]
+    if args.text:  # raw text: the service tokenizes it with the model's tokenizer graph
+        bodies = [json.dumps({"text": " ".join(s.words)}).encode() for s in sentences]
+    else:
+        bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode()
+                  for s in sentences]
     port = free_port()
     server = start_server(args, port)
     url = f"http://127.0.0.1:{port}/"
     model_name = os.path.basename(os.path.dirname(os.path.abspath(args.model_dir)))
-    name = args.name or f"service_{model_name}_batch{args.max_batch}"
+    name = args.name or f"service_{model_name}_batch{args.max_batch}" + ("_text" if args.text else "")
     command = "python experiments/benchmark_service.py " + " ".join(a for a in (argv or sys.argv[1:]) if a != "--record")
     try:
         uvloop.run(load_level(url, bodies, 4, 2.0, 2000))  # warm-up: graph tracing, first allocations
