@@ -75,7 +75,7 @@ def stages(frozen: loaders.FrozenTagger) -> list[tuple[str, list[str]]]:
     """Cumulative cut points of a BiLSTM-CRF frozen graph: (what running up to it adds, tensors to
     fetch). A session computes only what its fetches need, so the difference between the times
     of consecutive stages is what that stage costs."""
-    operations = frozen.graph.get_operations()
+    operations = [op for op in frozen.graph.get_operations() if not op.name.startswith("tokenize/")]  # the tagger's
 
     def outputs_of(types, index=0):
         return [op.outputs[index].name for op in operations if op.type in types]
