@@ -87,12 +87,11 @@ def _re2_class(*patterns: str, negate: bool = False) -> str:
 def cluster_pattern() -> str:
     """UAX #29's extended grapheme cluster as an RE2 pattern (its Table 1b regex, with GB9c's
     Indic conjuncts)."""
-    def gcb(name):
-        return _re2_class(rf"\p{{Grapheme_Cluster_Break={name}}}")
-    control = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("CR", "LF", "Control")))
-    not_control = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("CR", "LF", "Control")), negate=True)
+    def gcb(*names, negate=False):  # characters of these Grapheme_Cluster_Break values
+        return _re2_class(*(rf"\p{{Grapheme_Cluster_Break={name}}}" for name in names), negate=negate)
+    control, not_control = gcb("CR", "LF", "Control"), gcb("CR", "LF", "Control", negate=True)
     extend, zwj = gcb("Extend"), gcb("ZWJ")
-    postcore = _re2_class(*(rf"\p{{Grapheme_Cluster_Break={n}}}" for n in ("Extend", "ZWJ", "SpacingMark")))
+    postcore = gcb("Extend", "ZWJ", "SpacingMark")
     hangul_l, hangul_v, hangul_t, hangul_lv, hangul_lvt = (gcb(n) for n in ("L", "V", "T", "LV", "LVT"))
     hangul = (f"{hangul_l}*(?:{hangul_v}+|{hangul_lv}{hangul_v}*|{hangul_lvt}){hangul_t}*"
               f"|{hangul_l}+|{hangul_t}+")
