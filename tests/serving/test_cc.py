@@ -521,9 +521,10 @@ def test_bert_models_tag_alike_in_every_runtime(emb_class, bert_format, extra, c
     """WordPiece, its windows and the word alignment run in the graph: a BERT model's checkpoint,
     export, frozen graph, libtagger and the C++ runner give the same tags (and confidences) on CoNLL
     input and on raw text. Windows of 8 pieces make long sentences take several."""
+    import tiny_contextual as tiny
+
     import export
     import freeze
-    import tiny_contextual as tiny
     from conftest import train_tiny
     from ner.data.conll import read_conll
     from ner.model.tagging import tag_sentences
