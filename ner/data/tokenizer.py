@@ -198,8 +198,10 @@ def tokenizer_function():
     return tf.function(tokenize_graph, autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
 
 
-def rows_of(output: dict) -> list[list[tuple[str, int, int]]]:
-    """A tokenizer's padded output (numpy) -> per text, its (token, start, end)."""
+def tokenized(run, texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
+    """Runs a tokenizer graph (any runtime's: UTF-8 texts [N] -> its padded outputs by name) on
+    texts -> per text, its (token, start, end)."""
+    output = run(np.array([text.encode("utf-8") for text in texts], dtype=object))
     tokens, starts, ends = (np.asarray(output[key]) for key in ("tokens", "starts", "ends"))
     return [[(tokens[row, i].decode("utf-8"), int(starts[row, i]), int(ends[row, i])) for i in range(int(length))]
             for row, length in enumerate(np.asarray(output["lengths"]))]
@@ -207,5 +209,4 @@ def rows_of(output: dict) -> list[list[tuple[str, int, int]]]:
 
 def tokenize_texts(texts: Sequence[str]) -> list[list[tuple[str, int, int]]]:
     """Each text's (token, start, end), character offsets, end exclusive."""
-    output = tokenizer_function()(np.array([text.encode("utf-8") for text in texts], dtype=object))
-    return rows_of({key: value.numpy() for key, value in output.items()})
+    return tokenized(tokenizer_function(), texts)

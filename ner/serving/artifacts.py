@@ -148,6 +148,11 @@ def _drop_control_inputs(graph_def, node_names: list[str]) -> None:
             node.input.extend(data_inputs)
 
 
+def _output_names(function) -> list[str]:
+    """The names of a concrete function's dict outputs, in the order of its frozen graph's outputs."""
+    return tf.nest.flatten({key: key for key in function.structured_outputs})
+
+
 TOKENIZER_SCOPE = "tokenize"
 
 
@@ -168,7 +173,7 @@ def _tokenizer_nodes() -> tuple[list, dict]:
         node.input[:] = [scoped(name) for name in node.input]
         if "_class" in node.attr:  # colocation with the unscoped names
             del node.attr["_class"]
-    output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
+    output_names = _output_names(function)
     entry = {"inputs": {"text": scoped(frozen.inputs[0].name)},
              "outputs": {key: scoped(tensor.name) for key, tensor in zip(output_names, frozen.outputs)}}
     return list(graph_def.node), entry
@@ -199,8 +204,7 @@ def frozen_graph(model) -> tuple:
     graph_def.node.add(name=INIT_OP, op="NoOp", input=[f"^{name}" for name in initializers])
     data_inputs = [t for t in frozen.inputs if t.dtype != tf.resource]
     names = [spec.name for spec in function.structured_input_signature[0]]
-    output_names = tf.nest.flatten({key: key for key in function.structured_outputs})  # frozen.outputs' order
-    outputs = dict(zip(output_names, frozen.outputs))
+    outputs = dict(zip(_output_names(function), frozen.outputs))
     _drop_control_inputs(graph_def, [tensor.op.name for tensor in outputs.values()])
     manifest = {"graph": model_folder.FROZEN_GRAPH,
                 "inputs": {name: tensor.name for name, tensor in zip(names, data_inputs)},

@@ -66,11 +66,10 @@ class ExportedTagger:
         return self._signature(words=words, lengths=lengths)
 
     def tokenize(self, texts):
-        from ner.data.tokenizer import rows_of
+        from ner.data.tokenizer import tokenized
         if self._tokenizer is None:
             raise no_tokenizer(self._manifest_path)
-        output = self._tokenizer(text=np.array([text.encode("utf-8") for text in texts], dtype=object))
-        return rows_of({key: value.numpy() for key, value in output.items()})
+        return tokenized(lambda text: self._tokenizer(text=text), texts)
 
 
 def no_tokenizer(manifest_path: str) -> ValueError:
@@ -234,11 +233,10 @@ class FrozenTagger:
             [tokenizer["outputs"][key] for key in TOKENIZER_OUTPUTS], [tokenizer["inputs"]["text"]])
 
     def tokenize(self, texts):
-        from ner.data.tokenizer import rows_of
+        from ner.data.tokenizer import tokenized
         if self._tokenize is None:
             raise no_tokenizer(self._manifest_path)
-        values = self._tokenize(np.array([text.encode("utf-8") for text in texts], dtype=object))
-        return rows_of(dict(zip(TOKENIZER_OUTPUTS, values)))
+        return tokenized(lambda text: dict(zip(TOKENIZER_OUTPUTS, self._tokenize(text))), texts)
 
     def _inputs(self, words, lengths, features) -> list:
         return [np.asarray(a) for a in [words, lengths] + ([features] if self._takes_features else [])]
