@@ -58,6 +58,7 @@ class Config:
     bert_pooling: str = "mean"         # a word's vector from its pieces: "mean" | "first"
     bert_max_seq_length: int = 128     # pieces per BERT window, [CLS] and [SEP] included; longer sentences: overlapping windows
     bert_lowercase: str = "auto"       # "auto" (tokenizer config, else vocab.txt's casing) | "yes" | "no"
+    bert_context: str = "sentence"     # what BERT reads around a sentence: "sentence" (nothing) | "document" (its neighbours)
     bert_finetune: bool = False        # train BERT's weights (AdamW) instead of reading frozen features
     bert_learning_rate: float = 5e-5   # fine-tuning: BERT's own learning rate (warmup, then the lr decay)
     bert_warmup_steps: int = 0         # fine-tuning: linear warmup of bert_learning_rate
@@ -123,7 +124,8 @@ class Config:
         choices = {"encoder": ENCODERS, "emb_class": EMB_CLASSES, "tag_scheme": TAG_SCHEMES,
                    "early_stop_metric": METRICS, "oov_vectors": ("trained", "zero"),
                    "transformer_positions": TRANSFORMER_POSITIONS, "mha_norm": MHA_NORMS,
-                   "bert_pooling": ("mean", "first"), "bert_lowercase": ("auto", "yes", "no")}
+                   "bert_pooling": ("mean", "first"), "bert_lowercase": ("auto", "yes", "no"),
+                   "bert_context": ("sentence", "document")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"config {key}={getattr(self, key)!r}: expected one of {', '.join(allowed)}")
@@ -147,6 +149,9 @@ class Config:
                 raise ValueError(f"config emb_class={self.emb_class}: needs bert_path (a BERT folder or a packaged model)")
             if not self.bert_layers or any(not isinstance(i, int) or isinstance(i, bool) for i in self.bert_layers):
                 raise ValueError(f"config bert_layers={self.bert_layers}: expected a non-empty list of layer indices")
+        elif self.bert_context != "sentence":
+            raise ValueError(f"config bert_context={self.bert_context!r}: only BERT features read context "
+                             f"(emb_class={self.emb_class})")
         if "elmo" in self.emb_class and not self.elmo_path:
             raise ValueError(f"config emb_class={self.emb_class}: needs elmo_path (a folder with options.json + weights.hdf5)")
         if any(not isinstance(c, int) or c < 1 for c in self.feature_columns):
@@ -162,6 +167,12 @@ class Config:
                 setattr(self, f.name, float(value))
             elif type(value) is not expected:
                 raise ValueError(f"config {f.name}={value!r}: expected a {expected.__name__}")
+
+    @property
+    def context_words(self) -> int:
+        """How many words of its document, on each side, a sentence is tagged with (0: none). Each
+        word has at least one piece, so a window's worth of words is always enough."""
+        return self.bert_max_seq_length if self.bert_context == "document" else 0
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)

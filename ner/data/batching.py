@@ -9,15 +9,32 @@ from collections.abc import Sequence
 import numpy as np
 
 from ner.data.conll import Sentence
+from ner.data.documents import Context
 from ner.data.schemes import convert_tags
 
 # Sentences of similar length are batched together so that little time goes to padding.
 BUCKET_BOUNDARIES = (8, 12, 16, 20, 25, 30, 40, 50, 70)
 
 
-def padded_batch(sentences: Sequence[Sentence], feature_columns: Sequence[int]) -> dict[str, np.ndarray]:
-    """{"words": [B, T], "lengths": int32 [B], "features": [B, T, F]} as numpy arrays of str, ''
-    past each sentence's end: what every form of the model's predict takes."""
+CONTEXT_KEYS = ("left_context", "right_context")
+
+
+def context_rows(contexts: Sequence[Context] | None, count: int) -> dict[str, list[tuple[str, ...]]]:
+    """Each of CONTEXT_KEYS -> per sentence its words on that side (none without contexts)."""
+    return {key: [context[side] for context in contexts] if contexts is not None else [()] * count
+            for side, key in enumerate(CONTEXT_KEYS)}
+
+
+def no_context(count: int) -> dict[str, np.ndarray]:
+    """The context arrays of `count` sentences tagged alone (each its own document)."""
+    return {key: np.zeros((count, 0), dtype=object) for key in CONTEXT_KEYS}
+
+
+def padded_batch(sentences: Sequence[Sentence], feature_columns: Sequence[int],
+                 contexts: Sequence[Context] | None = None) -> dict[str, np.ndarray]:
+    """{"words": [B, T], "lengths": int32 [B], "features": [B, T, F], "left_context": [B, C],
+    "right_context": [B, C']} as numpy arrays of str, '' past each sentence's (or context's) end:
+    what every form of the model's predict takes. Without contexts the context arrays are [B, 0]."""
     lengths = np.array([len(sentence) for sentence in sentences], np.int32)
     width = int(lengths.max(initial=0))
     words = np.full((len(sentences), width), "", dtype=object)
@@ -26,14 +43,21 @@ def padded_batch(sentences: Sequence[Sentence], feature_columns: Sequence[int]) 
         words[row, :len(sentence)] = sentence.words
         if feature_columns:
             features[row, :len(sentence)] = [[token[c] for c in feature_columns] for token in sentence.columns]
-    return {"words": words, "lengths": lengths, "features": features}
+    batch = {"words": words, "lengths": lengths, "features": features}
+    for key, rows in context_rows(contexts, len(sentences)).items():
+        batch[key] = np.full((len(sentences), max(map(len, rows), default=0)), "", dtype=object)
+        for row, context_words in enumerate(rows):
+            batch[key][row, :len(context_words)] = context_words
+    return batch
 
 
 def make_dataset(sentences: Sequence[Sentence], feature_columns: Sequence[int], batch_size: int,
-                 shuffle_seed: int, tag_scheme: tuple[str, str] | None = None):
+                 shuffle_seed: int, tag_scheme: tuple[str, str] | None = None,
+                 contexts: Sequence[Context] | None = None):
     """Training batches: a tf.data pipeline of padded batches {"words", "lengths", "features"
-    [B, T, F], "tags"?}, shuffled with shuffle_seed and bucketed by length. With
-    tag_scheme=(source, target) the batches carry the gold tags converted to the target scheme."""
+    [B, T, F], "left_context", "right_context", "tags"?}, shuffled with shuffle_seed and bucketed
+    by length. With tag_scheme=(source, target) the batches carry the gold tags converted to the
+    target scheme; without contexts the context columns are [B, 0]."""
     import tensorflow as tf  # only the batching needs TensorFlow
 
     lengths = [len(sentence) for sentence in sentences]
@@ -46,6 +70,9 @@ def make_dataset(sentences: Sequence[Sentence], feature_columns: Sequence[int], 
     columns = {"words": ragged([w for s in sentences for w in s.words]),
                "features": ragged([[token[c] for c in feature_columns] for s in sentences for token in s.columns],
                                   (len(feature_columns),))}
+    for key, rows in context_rows(contexts, len(sentences)).items():
+        values = tf.constant(np.array([w for row in rows for w in row], dtype=object).reshape(-1), tf.string)
+        columns[key] = tf.RaggedTensor.from_row_lengths(values, tf.constant([len(row) for row in rows], tf.int64))
     if tag_scheme is not None:
         columns["tags"] = ragged([t for s in sentences for t in convert_tags(s.tags, *tag_scheme)])
     dataset = tf.data.Dataset.from_tensor_slices(columns).shuffle(len(sentences), seed=shuffle_seed)

@@ -46,6 +46,9 @@ class Sentence:
     columns: tuple[tuple[str, ...], ...]  # fields per token
     first_line: int  # 1-based line number of the first token line
     docstart: bool = False
+    # Which document of its input it belongs to: -DOCSTART- lines (CoNLL), blank lines (raw text) or
+    # requests (the service) start a new one. Models with bert_context=document read its neighbours.
+    document: int = 0
 
     def column(self, index: int) -> tuple[str, ...]:
         return tuple(fields[index] for fields in self.columns)
@@ -109,10 +112,12 @@ def iter_conll(raw_lines: Iterable[bytes], name: str, tagged: bool = False) -> I
     start = 0
     error: InputError | None = None
     reference: tuple[int, int] | None = None  # (column count, line number) of the first good token line
+    document = 0
 
     def flush():
         nonlocal lines, columns, error
-        item = error if error is not None else Sentence(tuple(lines), tuple(columns), start) if lines else None
+        item = (error if error is not None else Sentence(tuple(lines), tuple(columns), start, document=document)
+                if lines else None)
         lines, columns, error = [], [], None
         return item
 
@@ -135,7 +140,8 @@ def iter_conll(raw_lines: Iterable[bytes], name: str, tagged: bool = False) -> I
             if item is not None:
                 yield item
             if fields:
-                yield Sentence((line,), (fields,), line_number, docstart=True)
+                document += 1
+                yield Sentence((line,), (fields,), line_number, docstart=True, document=document)
             continue
         if not lines:
             start = line_number

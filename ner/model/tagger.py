@@ -5,9 +5,11 @@ the vocabularies live inside the graph, so training, evaluation and serving shar
 """
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from ner.config import Config
+from ner.data.batching import no_context
 from ner.data.tokenizer import tokenize_texts
 from ner.data.vocabulary import RESERVED, UNKNOWN_ID, Vocabulary
 from ner.model.encoders.build import build_encoder
@@ -23,6 +25,10 @@ WORDS = tf.TensorSpec([None, None], tf.string, name="words")
 LENGTHS = tf.TensorSpec([None], tf.int32, name="lengths")
 FEATURES = tf.TensorSpec([None, None, None], tf.string, name="features")
 TAGS = tf.TensorSpec([None, None], tf.string, name="tags")
+# The words of a sentence's document before it (nearest last) and after it (nearest first), ''
+# padding after them: read by models with bert_context=document (config.context_words > 0).
+LEFT_CONTEXT = tf.TensorSpec([None, None], tf.string, name="left_context")
+RIGHT_CONTEXT = tf.TensorSpec([None, None], tf.string, name="right_context")
 
 
 class Tagger(tf.Module):
@@ -49,8 +55,9 @@ class Tagger(tf.Module):
         self.projection = Dense(self.encoder.output_dim, len(self.tag_names), name="projection")
         self.head = build_head(config, self.tag_names)
 
-    def emissions(self, words, lengths, features, training: bool):
-        """Per-token tag scores [B, T, num_tags]."""
+    def emissions(self, words, lengths, features, training: bool, context=None):
+        """Per-token tag scores [B, T, num_tags]. context: (left_context, right_context), or None
+        for sentences tagged alone (each its own document)."""
         featurizer = self.featurizer
         word_ids = featurizer.word_ids(words)
         if training and self.config.word_dropout > 0:
@@ -61,7 +68,7 @@ class Tagger(tf.Module):
         parts += [embed(ids) for embed, ids in zip(self.column_embeddings, featurizer.column_ids(features))]
         if self.shape_embedding is not None:
             parts.append(self.shape_embedding(featurizer.shape_ids(words)))
-        parts += [contextual(words, lengths, training) for contextual in self.contextual]
+        parts += [contextual(words, lengths, training, context) for contextual in self.contextual]
         x = tf.concat(parts, axis=-1)
         if self.highway is not None:
             x = self.highway(x)
@@ -72,20 +79,26 @@ class Tagger(tf.Module):
             h = tf.nn.dropout(h, self.config.dropout)
         return self.projection(h)
 
-    def loss(self, words, lengths, features, tags, training: bool = True):
+    def loss(self, words, lengths, features, tags, training: bool = True, context=None):
         """Mean negative log-likelihood per sentence; tags are strings in the training scheme."""
-        emissions = self.emissions(words, lengths, features, training)
+        emissions = self.emissions(words, lengths, features, training, context)
         return -tf.reduce_mean(self.head.log_likelihood(emissions, self.featurizer.tag_ids(tags), lengths))
 
-    @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
-    def predict(self, words, lengths, features):
-        """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability."""
-        return self.predictions(words, lengths, features)
+    def predict(self, words, lengths, features, left_context=None, right_context=None):
+        """-> tags [B, T] (IOB2 strings; '' past each length) and each tag's probability. Without
+        context each sentence is its own document."""
+        if left_context is None or right_context is None:
+            left_context, right_context = no_context(np.shape(lengths)[0]).values()
+        return self._predict(words, lengths, features, left_context, right_context)
 
-    def predictions(self, words, lengths, features, with_emissions: bool = False):
+    @tf.function(input_signature=[WORDS, LENGTHS, FEATURES, LEFT_CONTEXT, RIGHT_CONTEXT])
+    def _predict(self, words, lengths, features, left_context, right_context):
+        return self.predictions(words, lengths, features, (left_context, right_context))
+
+    def predictions(self, words, lengths, features, context=None, with_emissions: bool = False):
         """predict's outputs; with_emissions adds the emission scores [B, T, num_tags], for runners
         that decode them natively (the head's description)."""
-        emissions = self.emissions(words, lengths, features, training=False)
+        emissions = self.emissions(words, lengths, features, False, context)
         ids, _ = self.head.decode(emissions, lengths)
         marginals = self.head.posteriors(emissions, lengths)
         confidence = tf.gather(marginals, ids, batch_dims=2)

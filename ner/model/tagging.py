@@ -8,22 +8,29 @@ from tqdm import tqdm
 
 from ner.data.batching import padded_batch
 from ner.data.conll import Sentence
+from ner.data.documents import Context, document_contexts
 from ner.data.schemes import convert_tags
 
 
-def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int,
-                  progress: bool = False) -> list[tuple[list[str], np.ndarray]]:
+def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int, progress: bool = False,
+                  contexts: list[Context] | None = None) -> list[tuple[list[str], np.ndarray]]:
     """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
     sorted by length, so padding stays small, and the results come back in input order; a
-    sentence of no token (raw text of spaces) gets no tag without reaching the model."""
+    sentence of no token (raw text of spaces) gets no tag without reaching the model. Models
+    that read document context get each sentence's (ner.data.documents), from `contexts` or else
+    from the sentences' own order and document numbers."""
+    if contexts is None:
+        contexts = document_contexts(sentences, model.config.context_words)
     results: list = [([], np.zeros(0, np.float32))] * len(sentences)
     order = sorted((i for i in range(len(sentences)) if len(sentences[i])), key=lambda i: len(sentences[i]))
     with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True,
               leave=False) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
-            batch = padded_batch([sentences[i] for i in rows], model.config.feature_columns)
-            output = model.predict(batch["words"], batch["lengths"], batch["features"])
+            batch = padded_batch([sentences[i] for i in rows], model.config.feature_columns,
+                                 [contexts[i] for i in rows])
+            output = model.predict(batch["words"], batch["lengths"], batch["features"], batch["left_context"],
+                                   batch["right_context"])
             tags, confidence = np.asarray(output["tags"]), np.asarray(output["confidence"])
             for row, (index, length) in enumerate(zip(rows, batch["lengths"])):
                 predicted = convert_tags([t.decode() for t in tags[row, :length]], "iob2", scheme)

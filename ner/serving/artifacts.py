@@ -30,28 +30,34 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 
 from ner import model_folder, op_libraries, paths
 from ner.data.tokenizer import tokenizer_function
-from ner.model.tagger import FEATURES, LENGTHS, WORDS, Tagger
+from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, WORDS, Tagger
 from ner.model_folder import replace_folder
 from ner.serving.loaders import load_checkpoint
 
 INIT_OP = "init_tables"
 
 
+def serving_inputs(config) -> list[tf.TensorSpec]:
+    """The serving function's inputs: words and lengths, features only when the config reads
+    feature columns, and the context only when it reads document context (no caller feeds an
+    unused input)."""
+    return ([WORDS, LENGTHS] + ([FEATURES] if config.feature_columns else [])
+            + ([LEFT_CONTEXT, RIGHT_CONTEXT] if config.context_words else []))
+
+
 def serving_function(model: Tagger, with_emissions: bool = False):
-    """model.predict as a concrete function for export and freezing; its inputs are words and
-    lengths, plus features only when the config reads feature columns (no caller feeds an unused
-    input). with_emissions adds the emission scores [B, T, num_tags], for runners that decode
-    natively (head_description)."""
-    if model.config.feature_columns:
-        @tf.function(input_signature=[WORDS, LENGTHS, FEATURES])
-        def serve(words, lengths, features):
-            return model.predictions(words, lengths, features, with_emissions)
-    else:
-        @tf.function(input_signature=[WORDS, LENGTHS])
-        def serve(words, lengths):
-            no_features = tf.fill(tf.concat([tf.shape(words), [0]], axis=0), "")
-            return model.predictions(words, lengths, no_features, with_emissions)
-    return serve.get_concrete_function()
+    """model.predict as a concrete function for export and freezing, on serving_inputs.
+    with_emissions adds the emission scores [B, T, num_tags], for runners that decode natively
+    (head_description)."""
+    specs = serving_inputs(model.config)
+
+    def serve(*inputs):
+        named = dict(zip([spec.name for spec in specs], inputs))
+        words = named["words"]
+        features = named.get("features", tf.fill(tf.concat([tf.shape(words), [0]], axis=0), ""))
+        context = (named["left_context"], named["right_context"]) if "left_context" in named else None
+        return model.predictions(words, named["lengths"], features, context, with_emissions)
+    return tf.function(serve, input_signature=specs).get_concrete_function()
 
 
 def head_description(model: Tagger) -> dict | None:
@@ -85,6 +91,7 @@ def export(model, config_path: str, target: str) -> None:
                     "outputs": {key: value.name for key, value in signatures[signature].outputs.items()}}
         _write_manifest(folder, {**names(model_folder.SIGNATURE),
                                  "feature_columns": list(model.config.feature_columns),
+                                 "context_words": model.config.context_words,
                                  "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
                                  "op_libraries": op_libraries.needed_by([saved_model.meta_graphs[0].graph_def]),
                                  "tensorflow_version": tf.__version__})
@@ -211,6 +218,7 @@ def frozen_graph(model) -> tuple:
                 "outputs": {key: tensor.name for key, tensor in outputs.items()},
                 "init_op": INIT_OP,
                 "feature_columns": list(model.config.feature_columns),
+                "context_words": model.config.context_words,
                 "tensorflow_version": tf.__version__}
     tokenizer_nodes, manifest["tokenizer"] = _tokenizer_nodes()
     graph_def.node.extend(tokenizer_nodes)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ner import model_folder
 from ner.config import Config
+from ner.data.batching import no_context
 from ner.model_folder import reading
 from ner.serving.manifest import TOKENIZER_OUTPUTS, file_inside, read_frozen_files, read_manifest
 from ner.serving.native import NATIVE_LIBRARY_ENV, CTagger, TaggerError, native_library
@@ -60,16 +61,26 @@ class ExportedTagger:
             self._signature = self._saved.signatures[model_folder.SIGNATURE]
             self._tokenizer = self._saved.signatures.get(model_folder.TOKENIZER_SIGNATURE)
 
-    def predict(self, words, lengths, features):
+    def predict(self, words, lengths, features, left_context=None, right_context=None):
+        inputs = {"words": words, "lengths": lengths}
         if self.config.feature_columns:
-            return self._signature(words=words, lengths=lengths, features=features)
-        return self._signature(words=words, lengths=lengths)
+            inputs["features"] = features
+        if self.config.context_words:
+            inputs.update(context_inputs(lengths, left_context, right_context))
+        return self._signature(**inputs)
 
     def tokenize(self, texts):
         from ner.data.tokenizer import tokenized
         if self._tokenizer is None:
             raise no_tokenizer(self._manifest_path)
         return tokenized(lambda text: self._tokenizer(text=text), texts)
+
+
+def context_inputs(lengths, left_context, right_context) -> dict:
+    """The context a document-context model is fed: the one given, else none (each sentence its own document)."""
+    if left_context is None or right_context is None:
+        return no_context(np.shape(lengths)[0])
+    return {"left_context": left_context, "right_context": right_context}
 
 
 def no_tokenizer(manifest_path: str) -> ValueError:
@@ -87,7 +98,8 @@ def load_frozen(folder: str, threads: int = 0):
 
 
 # The dtype of each tensor serving.json names, as tagging feeds or reads it.
-INPUT_DTYPES = {"words": "string", "lengths": "int32", "features": "string"}
+INPUT_DTYPES = {"words": "string", "lengths": "int32", "features": "string", "left_context": "string",
+                "right_context": "string"}
 OUTPUT_DTYPES = {"tags": "string", "confidence": "float32", "emissions": "float32"}
 TOKENIZER_DTYPES = {"text": "string", "tokens": "string", "lengths": "int32", "starts": "int32", "ends": "int32"}
 
@@ -130,7 +142,7 @@ def _check_graph(graph, manifest: dict, path: str) -> None:
             where = "inputs" if key == "text" else "outputs"
             _tensor(graph, tensors[key], TOKENIZER_DTYPES[key], path, f'"{key}" in "tokenizer" "{where}"')
     inputs, outputs = manifest["inputs"], manifest["outputs"]
-    for key in ("words", "lengths", "features"):
+    for key in INPUT_DTYPES:
         if key in inputs:
             _tensor(graph, inputs[key], INPUT_DTYPES[key], path, f'"{key}" in "inputs"')
     if "head" not in manifest:
@@ -219,7 +231,8 @@ class FrozenTagger:
         self._session.run(manifest["init_op"])
         inputs = manifest["inputs"]
         self._takes_features = "features" in inputs
-        feeds = [inputs["words"], inputs["lengths"]] + ([inputs["features"]] if self._takes_features else [])
+        self._takes_context = "left_context" in inputs
+        feeds = [inputs[key] for key in INPUT_DTYPES if key in inputs]
         self.graph = graph
         self.outputs = manifest["outputs"]
         self._feeds = feeds
@@ -238,11 +251,14 @@ class FrozenTagger:
             raise no_tokenizer(self._manifest_path)
         return tokenized(lambda text: dict(zip(TOKENIZER_OUTPUTS, self._tokenize(text))), texts)
 
-    def _inputs(self, words, lengths, features) -> list:
-        return [np.asarray(a) for a in [words, lengths] + ([features] if self._takes_features else [])]
+    def _inputs(self, words, lengths, features, left_context=None, right_context=None) -> list:
+        inputs = [words, lengths] + ([features] if self._takes_features else [])
+        if self._takes_context:
+            inputs += context_inputs(lengths, left_context, right_context).values()
+        return [np.asarray(a) for a in inputs]
 
-    def predict(self, words, lengths, features):
-        outputs = self._run(*self._inputs(words, lengths, features))
+    def predict(self, words, lengths, features, left_context=None, right_context=None):
+        outputs = self._run(*self._inputs(words, lengths, features, left_context, right_context))
         if self._head:
             # The graph's static shape may leave the width open (_check_graph): numpy_head would index past its tags.
             if outputs[0].shape != (*np.shape(words), self._num_tags):

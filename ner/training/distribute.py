@@ -67,7 +67,8 @@ def replica_share(batch: dict):
     start = tf.where(count > 0, start, 0)
     end = tf.where(count > 0, end, 1)
     width = tf.reduce_max(batch["lengths"][start:end])
-    return {key: value[start:end] if key == "lengths" else value[start:end, :width]
+    # Words, features and tags are trimmed to the share's longest sentence; contexts have their own width.
+    return {key: value[start:end] if key in ("lengths", "left_context", "right_context") else value[start:end, :width]
             for key, value in batch.items()}, count
 
 

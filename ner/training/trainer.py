@@ -19,7 +19,8 @@ from ner.data.batching import make_dataset
 from ner.data.conll import Sentence
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import Vocabulary
-from ner.model.tagger import FEATURES, LENGTHS, TAGS, WORDS, Tagger
+from ner.data.documents import document_contexts
+from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, TAGS, WORDS, Tagger
 from ner.model.tagging import tag_sentences
 from ner.training import distribute, metrics
 from ner.training.checkpoints import Checkpoints
@@ -64,7 +65,8 @@ class Trainer:
         self.writer = (tf.summary.create_file_writer(os.path.join(model_dir, model_folder.LOGS)) if self.chief
                        else tf.summary.create_noop_writer())
         step = self._train_step if strategy is None else self._distributed_step
-        self.train_step = tf.function(step, input_signature=[WORDS, LENGTHS, FEATURES, TAGS])
+        self.train_step = tf.function(step, input_signature=[WORDS, LENGTHS, FEATURES, TAGS, LEFT_CONTEXT,
+                                                             RIGHT_CONTEXT])
         self.agree = distribute.first_replica_values(strategy) if strategy is not None else None
 
     def _resume(self):
@@ -83,18 +85,19 @@ class Trainer:
         if self.chief:
             print(message, file=sys.stderr)
 
-    def _train_step(self, words, lengths, features, tags):
+    def _train_step(self, words, lengths, features, tags, left_context, right_context):
         with tf.GradientTape() as tape:
-            loss = self.model.loss(words, lengths, features, tags, training=True)
+            loss = self.model.loss(words, lengths, features, tags, True, (left_context, right_context))
         gradients = tape.gradient(loss, self.variables)
         learning_rate = self.optimizer.apply(gradients, self.variables)
         if self.average is not None:
             self.average.update(self.optimizer.step)
         return loss, learning_rate
 
-    def _distributed_step(self, words, lengths, features, tags):
+    def _distributed_step(self, words, lengths, features, tags, left_context, right_context):
         """The global batch in, the mean loss over it and the learning rate out (see ner/training/distribute.py)."""
-        batch = {"words": words, "lengths": lengths, "features": features, "tags": tags}
+        batch = {"words": words, "lengths": lengths, "features": features, "tags": tags,
+                 "left_context": left_context, "right_context": right_context}
         loss, learning_rate = self.strategy.run(self._replica_step, args=(batch,))
         first = self.strategy.experimental_local_results
         return first(loss)[0], first(learning_rate)[0]
@@ -106,8 +109,8 @@ class Trainer:
         # global batch's mean loss (an empty share stands in with one sentence and weight 0).
         weight = tf.cast(count, tf.float32) / tf.cast(tf.shape(batch["lengths"])[0], tf.float32)
         with tf.GradientTape() as tape:
-            loss = self.model.loss(share["words"], share["lengths"], share["features"], share["tags"],
-                                   training=True) * weight
+            loss = self.model.loss(share["words"], share["lengths"], share["features"], share["tags"], True,
+                                   (share["left_context"], share["right_context"])) * weight
         gradients = tape.gradient(loss, self.variables)
         gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
         learning_rate = self.optimizer.apply(gradients, self.variables)
@@ -123,18 +126,19 @@ class Trainer:
     def fit(self, train: list[Sentence], dev: list[Sentence], dev_scheme: str):
         config = self.config
         train_scheme = detect_scheme(s.tags for s in train)
+        contexts = document_contexts(train, config.context_words) if config.context_words else None
         for epoch in range(int(self.epoch.numpy()), config.epochs):
             # Each epoch's order depends only on (seed, epoch), so --resume replays the same order.
             dataset = make_dataset(train, config.feature_columns, config.batch_size,
                                          tag_scheme=(train_scheme, config.tag_scheme),
-                                         shuffle_seed=config.seed * 100003 + epoch)
+                                         shuffle_seed=config.seed * 100003 + epoch, contexts=contexts)
             started = time.perf_counter()
             total_loss, steps = 0.0, 0
             with tqdm(total=len(train), desc=f"epoch {epoch + 1}/{config.epochs}", unit=" sentences",
                       disable=None if self.chief else True, mininterval=1.0) as bar:
                 for batch in dataset:
                     loss, learning_rate = self.train_step(batch["words"], batch["lengths"], batch["features"],
-                                                          batch["tags"])
+                                                          batch["tags"], batch["left_context"], batch["right_context"])
                     total_loss += float(loss)
                     steps += 1
                     bar.update(int(tf.shape(batch["lengths"])[0]))

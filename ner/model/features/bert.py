@@ -332,16 +332,28 @@ class BertFeatures(tf.Module):
         self.num_layers = len(self.layer_ids)
         self.output_dim = settings.hidden_size
 
-    def __call__(self, words, lengths, training: bool = False) -> tf.Tensor:
-        input_ids, window_lengths, piece_rows, piece_words = self.word_pieces(words, lengths)
+    def __call__(self, words, lengths, training: bool = False, context=None) -> tf.Tensor:
+        """context: None, or (left_context, right_context) [B, C] of the words around each sentence
+        in its document (WordPieces.with_context), which BERT reads beside the sentence."""
+        shape = tf.shape(words)
+        if context is None:
+            return self._per_word(self.word_pieces(words, lengths), shape[0], shape[1], training)
+        pieces, offsets, width = self.word_pieces.with_context(words, lengths, *context)
+        extended = self._per_word(pieces, shape[0], width, training)  # [B, E, K, H]
+        # Each sentence's own words out of its extended words; padding reads an all-zero row.
+        extended = tf.pad(extended, [[0, 0], [0, 1], [0, 0], [0, 0]])
+        t = tf.range(shape[1])[None, :]
+        index = tf.where(t < tf.cast(lengths, tf.int32)[:, None], offsets[:, None] + t, width)
+        return tf.gather(extended, index, batch_dims=1)
+
+    def _per_word(self, pieces, batch, width, training: bool) -> tf.Tensor:
+        """WordPieces' outputs for a batch [batch, width] of words -> [batch, width, K, H]."""
+        input_ids, window_lengths, piece_rows, piece_words = pieces
         hidden = self.model(input_ids, window_lengths, training and self.finetune)
         selected = tf.stack([hidden[i] for i in self.layer_ids], axis=2)  # [N, L, K, H]
-        width = self.num_layers * self.output_dim
-        flat = tf.gather(tf.reshape(selected, [-1, width]), piece_rows)
-        shape = tf.shape(words)
-        segments = shape[0] * shape[1]
+        flat = tf.gather(tf.reshape(selected, [-1, self.num_layers * self.output_dim]), piece_rows)
         if self.first_piece:
-            per_word = tf.math.unsorted_segment_sum(flat, piece_words, segments)
+            per_word = tf.math.unsorted_segment_sum(flat, piece_words, batch * width)
         else:
-            per_word = tf.math.unsorted_segment_mean(flat, piece_words, segments)
-        return tf.reshape(per_word, [shape[0], shape[1], self.num_layers, self.output_dim])
+            per_word = tf.math.unsorted_segment_mean(flat, piece_words, batch * width)
+        return tf.reshape(per_word, [batch, width, self.num_layers, self.output_dim])

@@ -25,20 +25,24 @@ class FeatureCache:
                                                              name="feature_cache")
 
     @staticmethod
-    def keys(words: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
-        """[B, T] -> [B, T]: the sentence's words (without its padding) and the word's position."""
+    def keys(words: tf.Tensor, lengths: tf.Tensor, context=None) -> tf.Tensor:
+        """[B, T] -> [B, T]: the sentence's words (without its padding), the word's position and,
+        for features that read it, the sentence's context (left and right words, '' padding)."""
         sentences = tf.strings.reduce_join(tf.RaggedTensor.from_tensor(words, lengths=lengths), axis=1,
                                            separator=SEPARATOR)
+        if context is not None:
+            left, right = (tf.strings.reduce_join(side, axis=1, separator=SEPARATOR) for side in context)
+            sentences = tf.strings.join([left, sentences, right], separator="\x1d")
         positions = tf.strings.as_string(tf.range(tf.shape(words)[1]))
         return tf.strings.join([tf.broadcast_to(sentences[:, None], tf.shape(words)),
                                 tf.broadcast_to(positions[None, :], tf.shape(words))], separator="\x1e")
 
-    def __call__(self, words: tf.Tensor, lengths: tf.Tensor, compute) -> tf.Tensor:
+    def __call__(self, words: tf.Tensor, lengths: tf.Tensor, compute, context=None) -> tf.Tensor:
         """compute() -> [B, T, width], run only when some word of the batch is not stored yet."""
         shape = tf.shape(words)
         real = tf.sequence_mask(lengths, shape[1])
         where = tf.where(real)
-        keys = tf.gather_nd(self.keys(words, lengths), where)
+        keys = tf.gather_nd(self.keys(words, lengths, context), where)
         stored = self.table.lookup(keys)
         full_shape = tf.stack([tf.cast(shape[0], tf.int64), tf.cast(shape[1], tf.int64), self.width])
 

@@ -30,6 +30,11 @@ MAX_BYTES_PER_WORD = 100  # BERT's WordPiece: longer words become [UNK]
 _DROPPED = r"[\x{0}-\x{8}\x{B}\x{C}\x{E}-\x{1F}\x{7F}-\x{9F}\p{Cf}\x{FFFD}]"  # all but tab, LF and CR
 
 
+def _count_words(words):
+    """[B, C] words, '' padding after them -> how many each row holds [B]."""
+    return tf.reduce_sum(tf.cast(tf.not_equal(words, ""), tf.int32), 1)
+
+
 def read_vocab(path: str) -> list[str]:
     with open(path, encoding="utf-8") as f:
         return [line.rstrip("\n") for line in f]
@@ -95,9 +100,58 @@ class WordPieces(tf.Module):
 
     def __call__(self, words, lengths):
         lengths = tf.cast(lengths, tf.int32)
-        batch, width = tf.shape(words)[0], tf.shape(words)[1]
+        width = tf.shape(words)[1]
         positions = tf.cast(tf.where(tf.sequence_mask(lengths, width)), tf.int32)  # [M, 2] (b, t), row-major
-        pieces = self.word_pieces(tf.gather_nd(words, positions))
+        return self._read(self.word_pieces(tf.gather_nd(words, positions)), positions, lengths, width)
+
+    def with_context(self, words, lengths, left_context, right_context):
+        """Each sentence read together with the nearest words of its document that fit in its window
+        beside it: left_context [B, C] (the words before the sentence, nearest last) and
+        right_context [B, C'] (those after it, nearest first), '' padding after the words.
+
+        The pieces that the sentence leaves free in its window (none when it fills one or more) go
+        half to each side, and all to one side when the other has fewer; a side keeps its nearest
+        words whose pieces fit. -> __call__'s four outputs over each sentence's extended words
+        [B, E], how many left-context words precede each sentence in them [B], and E."""
+        lengths = tf.cast(lengths, tf.int32)
+        sentences = tf.RaggedTensor.from_tensor(words, lengths=lengths)
+        left = tf.RaggedTensor.from_tensor(left_context, lengths=_count_words(left_context))
+        right = tf.RaggedTensor.from_tensor(right_context, lengths=_count_words(right_context))
+        parts = [left, sentences, right]
+        pieces = self.word_pieces(tf.concat([part.flat_values for part in parts], 0))
+        counts = tf.cast(pieces.row_lengths(), tf.int32)
+        # Each part's words' piece counts, and where each part's words start among all words.
+        ends = tf.cumsum([tf.size(part.flat_values) for part in parts])
+        firsts = ends - tf.stack([tf.size(part.flat_values) for part in parts])
+        left_counts, sentence_counts, right_counts = (
+            part.with_flat_values(counts[firsts[i]:ends[i]]) for i, part in enumerate(parts))
+        free = tf.maximum(self.window - tf.reduce_sum(sentence_counts, 1), 0)
+        left_total, right_total = tf.reduce_sum(left_counts, 1), tf.reduce_sum(right_counts, 1)
+        half = free // 2
+        left_budget = tf.minimum(tf.where(right_total < free - half, free - right_total, half), left_total)
+        right_budget = free - left_budget
+        # A side keeps the words whose pieces, counted from the sentence outwards, fit in its budget.
+        from_left = tf.cumsum(left_counts.to_tensor(), axis=1, reverse=True)
+        kept_left = tf.reduce_sum(tf.cast((from_left <= left_budget[:, None]) & (left_counts.to_tensor(-1) >= 0),
+                                          tf.int32), 1)
+        from_right = tf.cumsum(right_counts.to_tensor(), axis=1)
+        kept_right = tf.reduce_sum(tf.cast((from_right <= right_budget[:, None]) & (right_counts.to_tensor(-1) >= 0),
+                                           tf.int32), 1)
+        # The extended sentences as indices into all words: kept left words, the sentence, kept right words.
+        left_lengths = tf.cast(left.row_lengths(), tf.int32)
+        left_index = tf.ragged.range(left_lengths - kept_left, left_lengths) + tf.cast(left.row_starts(), tf.int32)[:, None]
+        sentence_index = tf.ragged.range(lengths) + (firsts[1] + tf.cast(sentences.row_starts(), tf.int32))[:, None]
+        right_index = tf.ragged.range(kept_right) + (firsts[2] + tf.cast(right.row_starts(), tf.int32))[:, None]
+        extended = tf.concat([left_index, sentence_index, right_index], axis=1)
+        extended_lengths = tf.cast(extended.row_lengths(), tf.int32)
+        width = tf.reduce_max(tf.concat([extended_lengths, [0]], 0))
+        positions = tf.cast(tf.where(tf.sequence_mask(extended_lengths, width)), tf.int32)
+        return self._read(tf.gather(pieces, extended.flat_values), positions, extended_lengths, width), kept_left, width
+
+    def _read(self, pieces, positions, lengths, width):
+        """pieces [M, (pieces)] of the words at positions [M, 2] of sentences of these lengths [B]
+        in a batch `width` words wide -> __call__'s outputs."""
+        batch = tf.size(lengths)
         counts = tf.cast(pieces.row_lengths(), tf.int32)
         # starts[b, t]: pieces before word t of sentence b, for t = 0..lengths[b]; a large value after.
         per_sentence = tf.RaggedTensor.from_row_lengths(counts, lengths)
