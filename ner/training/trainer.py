@@ -17,9 +17,9 @@ from ner import model_folder
 from ner.config import Config
 from ner.data.batching import make_dataset
 from ner.data.conll import Sentence
+from ner.data.documents import document_contexts
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import Vocabulary
-from ner.data.documents import document_contexts
 from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, TAGS, WORDS, Tagger
 from ner.model.tagging import tag_sentences
 from ner.training import distribute, metrics
