@@ -283,6 +283,70 @@ def test_long_sentences_read_each_word_in_its_own_window(folders):
                 np.testing.assert_allclose(got[t], alone[t - a], atol=1e-5)
 
 
+def kept_context(pieces_of, sentence, left, right, window):
+    """The reference for document context: the words of left (nearest last) and right (nearest
+    first) that share the sentence's window, by WordPieces.with_context's rule, from piece counts."""
+    free = max(window - sum(pieces_of(w) for w in sentence), 0)
+    left_total, right_total = sum(map(pieces_of, left)), sum(map(pieces_of, right))
+    left_budget = min(free - right_total if right_total < free - free // 2 else free // 2, left_total)
+
+    def fitting(words, budget):
+        used = kept = 0
+        for w in words:
+            used += pieces_of(w)
+            if used > budget:
+                break
+            kept += 1
+        return kept
+    kept_left = fitting(reversed(left), left_budget)
+    return left[len(left) - kept_left:], right[:fitting(right, free - left_budget)]
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first"])
+def test_document_context_reads_each_sentence_with_the_neighbours_that_fit(folders, pooling):
+    """Each word's vector with context is the one it has when the sentence and its kept neighbours
+    are read alone as one sentence; padding reads zeros; no context is the sentence alone."""
+    features = BertFeatures(folders["hf"], [0, -1], pooling=pooling, max_seq_length=14)
+    rng = np.random.default_rng(5)
+    pool = ["John", "went", "to", "Unbelievables", "U.S.", "x", "Berlin", "o'neil", "the"]
+    cases = [(list(rng.choice(pool, n)), list(rng.choice(pool, nl)), list(rng.choice(pool, nr)))
+             for n, nl, nr in [(4, 6, 2), (3, 0, 7), (1, 5, 0), (2, 9, 9), (13, 4, 4), (0, 3, 3), (6, 1, 12)]]
+    sentences, lefts, rights = (list(part) for part in zip(*cases))
+    words, lengths = batch(sentences)
+    got = tf.function(features)(words, lengths, context=(batch(lefts)[0], batch(rights)[0])).numpy()
+
+    def pieces_of(word):
+        return len(graph_pieces(features.word_pieces, [word])[0])
+    trimmed = 0
+    for b, (sentence, left, right) in enumerate(cases):
+        kept_left, kept_right = kept_context(pieces_of, sentence, left, right, features.word_pieces.window)
+        trimmed += len(kept_left) < len(left) or len(kept_right) < len(right)
+        assert np.all(got[b, len(sentence):] == 0)
+        if not sentence:
+            continue
+        extended = kept_left + sentence + kept_right
+        alone = features(*batch([extended])).numpy()[0, len(kept_left):len(kept_left) + len(sentence)]
+        np.testing.assert_allclose(got[b, :len(sentence)], alone, atol=1e-5)
+    assert trimmed >= 3  # the windows were too small for some contexts
+    no_context = features(words, lengths, context=(tf.zeros([7, 0], tf.string), tf.zeros([7, 0], tf.string)))
+    np.testing.assert_allclose(no_context.numpy(), features(words, lengths).numpy(), atol=1e-6)
+
+
+def test_cached_document_features_are_keyed_by_their_context(vocab, folders):
+    """The same sentence in two documents gets two cache entries, each equal to its computed vectors."""
+    plain = tagger(vocab, emb_class="bert", bert_path=folders["hf"], bert_context="document")
+    cached = tagger(vocab, emb_class="bert", bert_path=folders["hf"], bert_context="document")
+    cached.cache_contextual_features()
+    emissions = tf.function(lambda m, w, n, c: m.emissions(w, n, tf.zeros([2, 4, 0], tf.string), False, c))
+    words, lengths = batch([["John", "went", "to", "Paris"]] * 2)
+    context = (batch([["the", "x"], ["Berlin"]])[0], batch([["U.S."], []])[0])
+    expected = emissions(plain, words, lengths, context).numpy()
+    assert not np.allclose(expected[0], expected[1], atol=1e-4)  # the context changed the vectors
+    for _ in range(2):  # computes and stores, then looks up
+        np.testing.assert_allclose(emissions(cached, words, lengths, context).numpy(), expected, atol=1e-6)
+    assert int(cached.contextual[0].cache.table.size()) == 8
+
+
 def test_first_and_mean_pooling(folders):
     settings, weights, vocab = read_folder(folders["hf"])
     model = BertModel(settings, weights, trainable=False)
