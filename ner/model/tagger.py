@@ -1,7 +1,8 @@
 """The tagger: feature embeddings -> encoder -> head, composed from the config.
 
-Every entry point takes strings (words [B, T], lengths [B], feature columns [B, T, F]) and
-the vocabularies live inside the graph, so training, evaluation and serving share one path.
+Every entry point takes strings (words [B, T], lengths [B], feature columns [B, T, F] and, for
+document context, the words around each sentence) and the vocabularies live inside the graph,
+so training, evaluation and serving share one path.
 """
 from __future__ import annotations
 

@@ -11,6 +11,9 @@ concurrent requests into one tagging call, a bounded queue, Prometheus metrics a
     GET  /metrics Prometheus text format
     GET  /        the web page (web/index.html)
 
+Each request is one document: a model that reads document context (bert_context=document) reads
+each of its sentences beside the others, in request order, and never beside another request's.
+
 Tagging runs on one worker thread, so the event loop keeps accepting requests while a batch is
 tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A batch
 whose tagging call raises is tagged again request by request, so that one bad request fails alone.
@@ -25,7 +28,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import uvloop
 from aiohttp import web
@@ -208,7 +211,8 @@ class MicroBatcher:
     ones behind it until it holds max_batch sentences or max_wait seconds have passed; a request is
     never split. At most max_queue requests wait; one more raises QueueFull. When a batch's call
     raises, each of its requests is tagged again alone, so that only a request that fails by itself
-    is answered 500."""
+    is answered 500. Each request is one document: its sentences get its position in the batch as
+    their document number, so that requests tagged together never read each other's words."""
 
     def __init__(self, tag, max_batch: int, max_wait: float, max_queue: int, metrics: Metrics):
         self._tag, self.max_batch, self.max_wait = tag, max_batch, max_wait
@@ -277,7 +281,8 @@ class MicroBatcher:
         """Tags the batch in one call on the worker thread and answers its requests. False when the
         call raised for several requests, which are left for the caller to retry; a lone request that
         fails is answered 500 here, and the service goes on."""
-        sentences = [sentence for request, _ in batch for sentence in request]
+        sentences = [sentence if sentence.document == document else replace(sentence, document=document)
+                     for document, (request, _) in enumerate(batch) for sentence in request]
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self._tag, sentences)
         except Exception as error:

@@ -4,7 +4,9 @@
     runs/NAME/frozen/   graph.pb, serving.json, config.json
 
 Both hold the serving function (serving_function): words [B, T] ('' padding),
-lengths [B] and, only for models that read feature columns, features [B, T, F] in; tags [B, T]
+lengths [B] and, only for models that read feature columns, features [B, T, F], and only for
+models that read document context, left_context and right_context [B, C] (up to serving.json's
+"context_words" words of the document on each side, ner/data/documents.py) in; tags [B, T]
 (IOB2) and confidence [B, T] out. The vocabularies are hash tables inside the graph. Both also
 hold the raw-text tokenizer (ner/data/tokenizer.py): text [N] in; tokens [N, T], lengths [N] and
 each token's character starts and ends [N, T] out, which a runtime feeds on to the serving

@@ -3,7 +3,11 @@ a model folder and written as CoNLL with a predicted tag column, `word tag` line
 
 A file is read whole, tagged in batches sorted by length and written atomically. stdin to stdout
 is a stream instead: each sentence is tagged as soon as its input has ended, with whatever input
-waits behind it, so inference.py works in a pipe as the C++ runner does."""
+waits behind it, so inference.py works in a pipe as the C++ runner does; a model that reads document
+context (bert_context=document) tags a sentence once its document has ended instead.
+
+Documents: -DOCSTART- lines start them in CoNLL, blank lines end them in raw text (a text without
+one is a single document)."""
 from __future__ import annotations
 
 import os
@@ -13,10 +17,18 @@ import threading
 from typing import BinaryIO, TextIO
 
 from ner import paths
-from ner.data.conll import check_feature_columns, check_text_input, display_name, iter_conll, read_bytes, read_conll
+from ner.data.conll import (
+    Sentence,
+    check_feature_columns,
+    check_text_input,
+    display_name,
+    iter_conll,
+    read_bytes,
+    read_conll,
+)
 from ner.data.render import render_conll, render_text, write_output
 from ner.data.schemes import output_scheme
-from ner.data.text import TextLine, iter_text, parse_text, text_sentences
+from ner.data.text import DocumentEnd, TextLine, iter_text, parse_text, text_sentences
 from ner.model.tagging import tag_sentences  # no TensorFlow: it only calls model.predict
 
 
@@ -80,39 +92,57 @@ _END = object()
 def tag_stream(model, stream: BinaryIO, out: TextIO, text: bool, as_json: bool, scheme: str, batch_size: int) -> None:
     """Tags sentences as they arrive: a reader thread parses the stream, and each tagging call takes
     the oldest waiting sentence and those behind it (at most batch_size): one sentence at a time in
-    an interactive pipe, whole batches when a file is piped in. The first bad line stops the stream
-    after the sentences before it are written."""
+    an interactive pipe, whole batches when a file is piped in.
+
+    A model that reads document context waits for each sentence's document to end (a -DOCSTART-
+    line in CoNLL, a blank line in text, or the end of the input) and tags it as a whole, so the
+    output is the file mode's; -DOCSTART- lines are written as soon as they arrive.
+
+    The first bad line stops the stream after the sentences before it are written, as the file mode
+    would have written them had the input ended there: for a document model, the documents before
+    it and the sentences of its own document read so far, tagged beside one another (a user sees
+    every sentence that came before the bad line, as with other models, and the words after it
+    cannot be known)."""
     lines = (line.rstrip(b"\n") for line in stream)
-    items = iter_text(lines, "<stdin>") if text else iter_conll(lines, "<stdin>")
+    documents = model.config.context_words > 0
+    items = iter_text(lines, "<stdin>", document_ends=documents) if text else iter_conll(lines, "<stdin>")
+    columns = model.config.feature_columns
     waiting: queue.Queue = queue.Queue(maxsize=4 * batch_size)
 
     def read():
         try:
             for item in items:
+                if isinstance(item, Sentence):
+                    check_feature_columns(item, columns, "<stdin>")
                 waiting.put(item)
         except Exception as error:  # the main thread reports it
             waiting.put(error)
         waiting.put(_END)
 
-    threading.Thread(target=read, name="stdin", daemon=True).start()
-    done = False
-    while not done:
-        batch = [waiting.get()]
-        while len(batch) < batch_size and not waiting.empty():
-            batch.append(waiting.get())
-        if batch[-1] is _END:
-            batch.pop()
-            done = True
-        failure = next((item for item in batch if isinstance(item, Exception)), None)
-        if failure is not None:
-            batch = batch[:batch.index(failure)]
+    def write(batch: list) -> None:
         if text:
             batch = _tokenized(model, batch)
         sentences = [item.sentence if text else item for item in batch]
-        for sentence in sentences:
-            check_feature_columns(sentence, model.config.feature_columns, "<stdin>")
         results = _tag_documents(model, sentences, scheme, batch_size)
         out.write(render_text(batch, results, as_json, scheme) if text else render_conll(sentences, results))
         out.flush()
-        if failure is not None:
-            raise failure
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    ready: list = []    # complete: tagged at the next call
+    current: list = []  # a document model's current document, read so far
+    while True:
+        item = waiting.get()
+        last = item is _END or isinstance(item, Exception)
+        if last or isinstance(item, DocumentEnd) or (current and item.document != current[-1].document):
+            ready += current
+            current = []
+        if not last and not isinstance(item, DocumentEnd):
+            docstart = isinstance(item, Sentence) and item.docstart  # nothing to tag: written at once
+            (current if documents and not docstart else ready).append(item)
+        if ready and (last or len(ready) >= batch_size or waiting.empty()):
+            write(ready)
+            ready = []
+        if last:
+            if item is not _END:
+                raise item
+            return
