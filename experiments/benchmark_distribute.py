@@ -44,10 +44,10 @@ def measure(strategy: str, args) -> dict:
                                tag_scheme=(scheme, config.tag_scheme), shuffle_seed=config.seed * 100003)
         batches = list(dataset.take(args.warmup + args.steps))
         for batch in batches[:args.warmup]:
-            trainer.train_step(batch["words"], batch["lengths"], batch["features"], batch["tags"])
+            trainer.step(batch)
         started = time.perf_counter()
         for batch in batches[args.warmup:]:
-            loss, _ = trainer.train_step(batch["words"], batch["lengths"], batch["features"], batch["tags"])
+            loss, _ = trainer.step(batch)
         float(loss)
         seconds = time.perf_counter() - started
     return {"strategy": strategy, "steps": len(batches) - args.warmup, "seconds": seconds,

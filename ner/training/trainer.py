@@ -85,6 +85,11 @@ class Trainer:
         if self.chief:
             print(message, file=sys.stderr)
 
+    def step(self, batch: dict):
+        """One training step on a batch of make_dataset -> (loss, learning rate)."""
+        return self.train_step(batch["words"], batch["lengths"], batch["features"], batch["tags"],
+                               batch["left_context"], batch["right_context"])
+
     def _train_step(self, words, lengths, features, tags, left_context, right_context):
         with tf.GradientTape() as tape:
             loss = self.model.loss(words, lengths, features, tags, True, (left_context, right_context))
@@ -137,8 +142,7 @@ class Trainer:
             with tqdm(total=len(train), desc=f"epoch {epoch + 1}/{config.epochs}", unit=" sentences",
                       disable=None if self.chief else True, mininterval=1.0) as bar:
                 for batch in dataset:
-                    loss, learning_rate = self.train_step(batch["words"], batch["lengths"], batch["features"],
-                                                          batch["tags"], batch["left_context"], batch["right_context"])
+                    loss, learning_rate = self.step(batch)
                     total_loss += float(loss)
                     steps += 1
                     bar.update(int(tf.shape(batch["lengths"])[0]))

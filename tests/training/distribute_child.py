@@ -60,9 +60,8 @@ def equivalence(corpus: str, emb: str, work: str):
     # A last batch of one sentence: one replica's share is empty.
     batches.append({key: value[:1] for key, value in batches[0].items()})
     for batch in batches:
-        args = (batch["words"], batch["lengths"], batch["features"], batch["tags"])
-        loss_single, lr_single = single.train_step(*args)
-        loss_mirrored, lr_mirrored = mirrored.train_step(*args)
+        loss_single, lr_single = single.step(batch)
+        loss_mirrored, lr_mirrored = mirrored.step(batch)
         report["loss"] = max(report["loss"], abs(float(loss_single) - float(loss_mirrored)))
         report["lr_equal"] = float(lr_single) == float(lr_mirrored)
         report["steps"] += 1
