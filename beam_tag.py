@@ -11,9 +11,11 @@ Each file that --input matches is a shard; OUTPUT/<its name> receives exactly wh
 Shards are read on the workers and cut into the batches inference.py would tag (sentences
 sorted by length), the batches are spread over the workers and tagged by a Beam ModelHandler
 that loads the model (a model folder, its export/ or frozen/) once per worker process, and
-each shard's tagged sentences are put back in order and written as one file. A malformed
-sentence (or text line) does not stop the run: it is left out of its shard's output and listed
-as `shard:line: what was expected` in OUTPUT/_malformed.txt; the command then exits with
+each shard's tagged sentences are put back in order and written as one file. A model trained
+with bert_context=document reads each sentence beside its document in its shard (-DOCSTART-
+documents in CoNLL, blank-line documents in text). A malformed sentence (or text line) does
+not stop the run: it is left out of its shard's output (and of its neighbours' context) and
+listed as `shard:line: what was expected` in OUTPUT/_malformed.txt; the command then exits with
 status 1. Without --runner the pipeline runs in this process on
 Beam's FnApiRunner (the local runner, without the Prism download that DirectRunner tries).
 """

@@ -7,6 +7,10 @@ conll: each input line gets the predicted tag appended as a last column (pred.tx
   are passed through tagged O.
 text:  one sentence per line, tokenized by the model's tokenizer graph; writes `word tag` lines, or with --json one
   JSON object per sentence with tokens, tags, confidences and entity spans (character offsets).
+
+Models trained with bert_context=document read each sentence beside its document: -DOCSTART- lines start
+documents in CoNLL, blank lines end them in text (a text without one is one document). From stdin
+(--input -) such a model tags a sentence once its document has ended; other models, once the sentence has.
 """
 from __future__ import annotations
 

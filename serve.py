@@ -4,7 +4,9 @@
 
 POST /tag takes {"text": "a sentence" | ["sentence", ...]}, {"tokens": [word, ...]} or
 {"sentences": [[word, ...], ...]} (a token may be [word, column1, ...] for models that read CoNLL
-feature columns) and answers {"sentences": [{tokens, tags, confidences, entities}, ...]}.
+feature columns) and answers {"sentences": [{tokens, tags, confidences, entities}, ...]}. A
+request is one document: a model trained with bert_context=document reads each sentence beside
+the request's other sentences, never beside another request's.
 GET /health, GET /metrics (Prometheus text format), GET / (paste text, see the entities).
 Concurrent requests are tagged together in micro-batches; when more than --max_queue requests
 wait, new ones are answered 503 at once. A request body not whole within --body_timeout_s is

@@ -1,6 +1,7 @@
 """The Beam pipeline of beam_tag.py: shards read on the workers, cut into inference.py's batches,
 tagged by a ModelHandler that loads the model once per worker process, and written back shard by
-shard."""
+shard. Each sentence's document context (for models with bert_context=document) is taken when its
+shard is read, from the shard's sentences in file order, and travels with it into its batch."""
 from __future__ import annotations
 
 import logging
@@ -43,6 +44,7 @@ from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on imp
     check_text_input,
     iter_conll,
 )
+from ner.data.documents import NO_CONTEXT, Context, document_contexts  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.text import TextSentence, iter_text, text_sentences  # noqa: E402  (after the filter: Beam warns on import)
@@ -52,16 +54,27 @@ METRICS = "beam_tag"
 
 
 class Record(NamedTuple):
-    """One sentence of a shard: its position in the shard, the sentence and, for text input, the
-    line it was read from with its tokens' offsets."""
+    """One sentence of a shard: its position in the shard, the sentence, for text input the line
+    it was read from with its tokens' offsets, and its document context (ner.data.documents)."""
     index: int
     sentence: Sentence
     text: TextSentence | None = None
+    context: Context = NO_CONTEXT
 
 
-def conll_records(data: bytes, name: str, feature_columns=()):
+def _with_contexts(items: list, context_words: int) -> list:
+    """The Records among items with their contexts: each document of the shard is its good
+    sentences in file order (a malformed one is left out, as if the shard did not hold it)."""
+    records = [item for item in items if isinstance(item, Record)]
+    contexts = iter(document_contexts([record.sentence for record in records], context_words))
+    return [item._replace(context=next(contexts)) if isinstance(item, Record) else item for item in items]
+
+
+def conll_records(data: bytes, name: str, feature_columns=(), context_words: int = 0) -> list:
     """The sentences of a CoNLL shard as Records, read leniently: a sentence with a bad line, or
-    without the model's feature columns, comes out as its InputError in place of the Record."""
+    without the model's feature columns, comes out as its InputError in place of the Record. With
+    context_words (the model's config.context_words), each Record carries its document context."""
+    items = []
     for index, item in enumerate(iter_conll(data.split(b"\n"), name)):
         if isinstance(item, Sentence):
             try:
@@ -69,23 +82,27 @@ def conll_records(data: bytes, name: str, feature_columns=()):
                 item = Record(index, item)
             except InputError as e:
                 item = e
-        yield item
+        items.append(item)
+    return _with_contexts(items, context_words)
 
 
-def text_records(data: bytes, name: str):
+def text_records(data: bytes, name: str, context_words: int = 0) -> list:
     """The lines of a text shard that hold a token as Records, a line that is not UTF-8 as its
-    InputError. The lines are tokenized here, by the tokenizer graph that the model's artifacts
-    hold (ner/data/tokenizer.py), so that the shard is cut into inference.py's batches."""
+    InputError; blank lines end documents. The lines are tokenized here, by the tokenizer graph
+    that the model's artifacts hold (ner/data/tokenizer.py), so that the shard is cut into
+    inference.py's batches. With context_words, each Record carries its document context."""
     from ner.data.tokenizer import tokenize_texts
     items = list(iter_text(data.splitlines(), name))
     lines = iter(text_sentences([item for item in items if not isinstance(item, InputError)], tokenize_texts))
+    records = []
     for index, item in enumerate(items):
         if isinstance(item, InputError):
-            yield item
+            records.append(item)
         else:
             line = next(lines)
             if len(line.sentence):
-                yield Record(index, line.sentence, line)
+                records.append(Record(index, line.sentence, line))
+    return _with_contexts(records, context_words)
 
 
 class ReadShard(beam.DoFn):
@@ -93,12 +110,14 @@ class ReadShard(beam.DoFn):
     'batches' output, (path, tuple of Records) for each batch of `batch_size` sentences of the
     length-sorted shard; on the main output, (path, Record) for each -DOCSTART- line, passed
     through untagged, and (path, None) once, so that a shard with no sentence still gets its
-    output; on the 'malformed' output, `path:line: what was expected` for each bad record."""
+    output; on the 'malformed' output, `path:line: what was expected` for each bad record.
+    Records carry their document context (context_words: the model's config.context_words)."""
 
-    def __init__(self, text: bool, feature_columns, batch_size: int):
+    def __init__(self, text: bool, feature_columns, batch_size: int, context_words: int = 0):
         self.text = text
         self.feature_columns = tuple(feature_columns)
         self.batch_size = batch_size
+        self.context_words = context_words
         self.malformed = beam.metrics.Metrics.counter(METRICS, "malformed_records")
         self.sentences = beam.metrics.Metrics.counter(METRICS, "sentences")
 
@@ -106,7 +125,8 @@ class ReadShard(beam.DoFn):
         with FileSystems.open(path) as f:
             data = f.read()
         yield path, None
-        records = text_records(data, path) if self.text else conll_records(data, path, self.feature_columns)
+        records = (text_records(data, path, self.context_words) if self.text
+                   else conll_records(data, path, self.feature_columns, self.context_words))
         to_tag = []
         for item in records:
             if isinstance(item, InputError):
@@ -126,7 +146,7 @@ class ReadShard(beam.DoFn):
 class TaggerModelHandler(ModelHandler):
     """A Beam ModelHandler: load_model loads the folder once per worker process (RunInference
     shares it between the threads of the process); run_inference tags batches of Records with
-    tag_sentences, the function inference.py uses. An example is a whole
+    tag_sentences, the function inference.py uses, each sentence with the context it was read with. An example is a whole
     batch of sentences (ReadShard forms them as inference.py does), so each call gets one.
     Tags come out in IOB2; the writer converts them to each shard's scheme."""
 
@@ -143,7 +163,8 @@ class TaggerModelHandler(ModelHandler):
         from ner.model.tagging import tag_sentences
         predictions = []
         for records in batch:
-            results = tag_sentences(model, [record.sentence for record in records], "iob2", self.batch_size)
+            results = tag_sentences(model, [record.sentence for record in records], "iob2", self.batch_size,
+                                    contexts=[record.context for record in records])
             predictions.append(PredictionResult(records, results))
         return predictions
 
@@ -194,12 +215,13 @@ def write_malformed(lines: list, output: str):
 
 
 def build(pipeline, shards: list[str], model_dir: str, output: str, text: bool = False, as_json: bool = False,
-          scheme: str = "auto", batch_size: int = 256, feature_columns=()):
-    """Adds the tagging of `shards` into `output` to `pipeline`."""
+          scheme: str = "auto", batch_size: int = 256, feature_columns=(), context_words: int = 0):
+    """Adds the tagging of `shards` into `output` to `pipeline` (feature_columns and context_words:
+    the model's config's)."""
     read = (pipeline
             | "Shards" >> beam.Create(shards)
             | "Spread shards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size)).with_outputs(
+            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size, context_words)).with_outputs(
                 "batches", "malformed", main="untagged"))
     tagged = (read.batches
               | "Spread batches" >> beam.Reshuffle()
@@ -243,7 +265,8 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         if os.path.exists(shard) and os.path.isdir(output) and os.path.samefile(os.path.dirname(shard), output):
             raise ValueError(f"{output}: --output is the folder of the input shard {shard}; writing there would "
                              "replace the input")
-    columns = list(Config.load(os.path.join(model_dir, model_folder.CONFIG)).feature_columns)
+    config = Config.load(os.path.join(model_dir, model_folder.CONFIG))
+    columns = list(config.feature_columns)
     if text:
         check_text_input(columns, model_dir)
     options = PipelineOptions(list(beam_args))
@@ -258,7 +281,7 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         FileSystems.delete([stale])
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, shards, model_dir, output, text=text, as_json=as_json, scheme=scheme, batch_size=batch_size,
-          feature_columns=columns)
+          feature_columns=columns, context_words=config.context_words)
     result = pipeline.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed

@@ -7,7 +7,7 @@ import pytest
 import beam_tag
 import inference
 from ner.beam import pipeline
-from ner.data.conll import parse_conll
+from ner.data.conll import parse_conll, read_conll
 from ner.serving import loaders
 
 
@@ -135,3 +135,77 @@ def test_input_without_match_and_duplicate_names_are_refused(model_dir, tmp_path
         (tmp_path / folder / "x.txt").write_text("a\n")
     with pytest.raises(SystemExit, match="same name as"):
         run_pipeline(model_dir, str(tmp_path / "*" / "x.txt"), str(tmp_path / "out"))
+
+
+# --- models that read document context (bert_context=document) --------------------------------
+
+@pytest.fixture(scope="module")
+def document_model_dir(corpus_dir, emb_dir, tmp_path_factory):
+    """A tiny BERT model that reads each sentence beside the nearest words of its document, trained
+    once for this file. Its BERT vocabulary holds the corpus's words, a piece each, so that most
+    sentences leave room for context in their 16-piece window."""
+    import tiny_contextual as tiny
+
+    from conftest import train_tiny
+    folder = tmp_path_factory.mktemp("document_model")
+    words = sorted({word.lower() for split in ("train", "dev", "test")
+                    for s in read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart for word in s.words})
+    vocab = tiny.BERT_VOCAB + [word for word in words if word not in tiny.BERT_VOCAB]
+    bert = tiny.write_bert_hf(folder / "bert", tiny.bert_weights(seed=3, vocab_size=len(vocab)), vocab=vocab)
+    return train_tiny(corpus_dir, emb_dir, str(folder / "model"), "--set", "emb_class=bert", "--set", f"bert_path={bert}",
+                      "--set", "bert_context=document", "--set", "bert_max_seq_length=16")
+
+
+def test_records_carry_the_context_of_their_document_without_malformed_sentences():
+    data = b"-DOCSTART- O\n\na O\nb O\n\nc\n\nd O\n\n-DOCSTART- O\n\ne O\n"
+    items = pipeline.conll_records(data, "x.txt", context_words=16)
+    assert str(items[2]) == "x.txt:6: expected 2 columns like line 3, found 1"
+    assert [(item.sentence.words, item.context) for item in items if isinstance(item, pipeline.Record)] == [
+        (("-DOCSTART-",), ((), ())), (("a", "b"), ((), ("d",))), (("d",), (("a", "b"), ())),
+        (("-DOCSTART-",), ((), ())), (("e",), ((), ()))]
+    assert all(item.context == ((), ()) for item in pipeline.conll_records(data, "x.txt") if isinstance(item, pipeline.Record))
+    lines = pipeline.text_records(b"Anna flew .\n\nBob ran .\n\xff\nEve sat .\n", "y.txt", context_words=2)
+    assert [(item.sentence.words, item.context) for item in lines if isinstance(item, pipeline.Record)] == [
+        (("Anna", "flew", "."), ((), ())), (("Bob", "ran", "."), ((), ("Eve", "sat"))),
+        (("Eve", "sat", "."), (("ran", "."), ()))]
+
+
+def test_conll_shards_of_documents_match_inference_py(document_model_dir, corpus_dir, tmp_path):
+    shards = split_into_shards(os.path.join(corpus_dir, "test.txt"), tmp_path / "in", 2)
+    assert all(open(path, encoding="utf-8").read().count("-DOCSTART-") > 1 for path in shards[:2])
+    output = str(tmp_path / "out")
+    assert run_pipeline(document_model_dir, str(tmp_path / "in" / "part-*.txt"), output) == 0
+    for path in shards:
+        assert open(os.path.join(output, os.path.basename(path)), "rb").read() == expected(
+            document_model_dir, path, tmp_path, "--batch_size", "16"), path
+
+
+def test_text_shards_of_documents_match_inference_py(document_model_dir, corpus_dir, tmp_path):
+    """Blank lines end documents in text shards too; the same batches give the same confidences,
+    which differ where each line is read alone."""
+    import json
+    documents = []
+    for sentence in read_conll(os.path.join(corpus_dir, "test.txt")):
+        if sentence.docstart:
+            documents.append([])
+        elif documents:
+            documents[-1].append(" ".join(sentence.words))
+    folder = tmp_path / "text"
+    folder.mkdir()
+    shards = []
+    for shard in range(2):
+        path = folder / f"doc{shard}.txt"
+        path.write_text("\n\n".join("\n".join(document) for document in documents[shard::2]) + "\n", encoding="utf-8")
+        shards.append(str(path))
+    output = str(tmp_path / "out")
+    assert run_pipeline(document_model_dir, str(folder / "*.txt"), output, "--format", "text", "--json") == 0
+    for path in shards:
+        tagged = open(os.path.join(output, os.path.basename(path)), "rb").read()
+        assert tagged == expected(document_model_dir, path, tmp_path, "--format", "text", "--json", "--batch_size", "16")
+        alone = tmp_path / "alone" / os.path.basename(path)
+        alone.parent.mkdir(exist_ok=True)
+        alone.write_text(open(path, encoding="utf-8").read().replace("\n", "\n\n"), encoding="utf-8")
+        each_alone = expected(document_model_dir, str(alone), tmp_path, "--format", "text", "--json", "--batch_size", "16")
+        differ = sum(json.loads(a)["confidences"] != pytest.approx(json.loads(b)["confidences"], abs=2e-4)
+                     for a, b in zip(tagged.splitlines(), each_alone.splitlines()))
+        assert differ > len(tagged.splitlines()) // 4, (path, differ)

@@ -498,3 +498,101 @@ def test_serve_py_reports_a_bad_model_folder_and_bad_flags(tmp_path):
     done = subprocess.run([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", "x", "--body_timeout_s", "0"],
                           capture_output=True, cwd=ROOT)
     assert done.returncode == 2 and b"--body_timeout_s: expected a positive number" in done.stderr
+
+
+# --- models that read document context (bert_context=document) --------------------------------
+
+@pytest.fixture(scope="module")
+def document_model_dir(corpus_dir, emb_dir, tmp_path_factory):
+    """A tiny BERT model that reads each sentence beside the nearest words of its document, trained
+    once for this file. Its BERT vocabulary holds the corpus's words, a piece each, so that most
+    sentences leave room for context in their 16-piece window."""
+    import tiny_contextual as tiny
+
+    from conftest import train_tiny
+    folder = tmp_path_factory.mktemp("document_model")
+    words = sorted({word.lower() for split in ("train", "dev", "test")
+                    for s in read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart for word in s.words})
+    vocab = tiny.BERT_VOCAB + [word for word in words if word not in tiny.BERT_VOCAB]
+    bert = tiny.write_bert_hf(folder / "bert", tiny.bert_weights(seed=3, vocab_size=len(vocab)), vocab=vocab)
+    return train_tiny(corpus_dir, emb_dir, str(folder / "model"), "--set", "emb_class=bert", "--set", f"bert_path={bert}",
+                      "--set", "bert_context=document", "--set", "bert_max_seq_length=16")
+
+
+@pytest.fixture(scope="module")
+def documents(corpus_dir):
+    """The documents of the test corpus as raw text: per document, a line per sentence."""
+    documents = []
+    for sentence in read_conll(os.path.join(corpus_dir, "test.txt")):
+        if sentence.docstart:
+            documents.append([])
+        elif documents:
+            documents[-1].append(" ".join(sentence.words))
+    return [document for document in documents if document]
+
+
+# Tagged in other batches, a sentence's float sums change in their last bits, and a confidence
+# written with 4 decimals in its last digit.
+TOLERANCE = 2e-4
+
+
+def differing(answers: list[dict], references: list[dict]) -> int:
+    """How many answers' confidences differ from their reference's by more than TOLERANCE; the rest
+    of each answer must be equal."""
+    def without_confidences(answer):
+        return {**answer, "confidences": None, "entities": [{**e, "confidence": None} for e in answer["entities"]]}
+    assert [without_confidences(a) for a in answers] == [without_confidences(r) for r in references]
+    return sum(a["confidences"] != pytest.approx(r["confidences"], abs=TOLERANCE) for a, r in zip(answers, references))
+
+
+def test_a_request_is_one_document_as_inference_py_tags_a_text(document_model_dir, documents, tmp_path):
+    """The texts of one request are read as one document: the answer is inference.py's for a file
+    of those lines (a text without blank lines is one document), in the same batches; the texts
+    sent one request each are read without context, and answered otherwise."""
+    import inference
+    texts = documents[1]
+    source, out = tmp_path / "texts.txt", tmp_path / "tagged.jsonl"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    inference.main(["--model_dir", document_model_dir, "--input", str(source), "--output", str(out), "--format", "text",
+                    "--json", "--batch_size", "32"])
+    expected = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    model = load_model(document_model_dir)
+
+    async def scenario(client):
+        together = await post(client, {"text": texts})
+        alone = [await post(client, {"text": text}) for text in texts]
+        return together, alone
+
+    (status, body), alone = run_with_client(http.make_app(model, "document", max_batch=32), scenario)
+    assert status == 200 and all(status == 200 for status, _ in alone)
+    assert body["sentences"] == expected
+    assert differing([answer["sentences"][0] for _, answer in alone], expected) > len(texts) // 4
+
+
+def test_requests_tagged_together_read_none_of_each_others_words(document_model_dir, documents):
+    """Two requests in one micro-batch are two documents: each is answered as when sent alone, while
+    their texts sent as one request would be read beside each other."""
+    first, second = documents[5], documents[4]
+    model = load_model(document_model_dir)
+    gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
+    app = http.make_app(model, "document", max_batch=64, max_wait=0.0, tag=gate)
+
+    async def scenario(client):
+        holding = asyncio.create_task(post(client, {"text": "Paris"}))
+        await until(gate.entered.is_set)  # the worker is held: the next two requests queue
+        batched = [asyncio.create_task(post(client, {"text": texts})) for texts in (first, second)]
+        await until(lambda: client.server.app[http.BATCHER].queued == 2)
+        gate.opened.set()
+        await holding
+        answers = await asyncio.gather(*batched)
+        alone = [await post(client, {"text": texts}) for texts in (first, second)]
+        joined = await post(client, {"text": first + second})
+        return answers, alone, joined
+
+    answers, alone, joined = run_with_client(app, scenario)
+    assert gate.calls == [1, len(first) + len(second), len(first), len(second), len(first) + len(second)]
+    assert all(status == 200 for status, _ in answers + alone + [joined])
+    for (_, together), (_, by_itself) in zip(answers, alone):
+        assert differing(together["sentences"], by_itself["sentences"]) == 0
+    # What a leak would look like: the two documents read as one.
+    assert differing(joined[1]["sentences"], alone[0][1]["sentences"] + alone[1][1]["sentences"]) > 0

@@ -124,3 +124,159 @@ def test_stdin_to_stdout_is_a_stream(feature_model_dir, corpus_dir, tmp_path):
         process.kill()
     assert process.returncode == 0, err.decode()
     assert out.decode().strip("\n") == "\n\n".join(expected[3:]).strip("\n")
+
+
+# --- models that read document context (bert_context=document) --------------------------------
+
+@pytest.fixture(scope="module")
+def document_model_dir(corpus_dir, emb_dir, tmp_path_factory):
+    """A tiny BERT model that reads each sentence beside the nearest words of its document, trained
+    once for this file. Its BERT vocabulary holds the corpus's words, a piece each, so that most
+    sentences leave room for context in their 16-piece window."""
+    import tiny_contextual as tiny
+
+    from conftest import train_tiny
+    folder = tmp_path_factory.mktemp("document_model")
+    words = sorted({word.lower() for split in ("train", "dev", "test")
+                    for s in read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart for word in s.words})
+    vocab = tiny.BERT_VOCAB + [word for word in words if word not in tiny.BERT_VOCAB]
+    bert = tiny.write_bert_hf(folder / "bert", tiny.bert_weights(seed=3, vocab_size=len(vocab)), vocab=vocab)
+    return train_tiny(corpus_dir, emb_dir, str(folder / "model"), "--set", "emb_class=bert", "--set", f"bert_path={bert}",
+                      "--set", "bert_context=document", "--set", "bert_max_seq_length=16")
+
+
+def documents_as_text(corpus_file: str) -> list[list[str]]:
+    """The documents of a CoNLL file as raw text: per document, a line per sentence."""
+    documents = []
+    for sentence in read_conll(corpus_file):
+        if sentence.docstart or not documents:
+            documents.append([])
+        if not sentence.docstart:
+            documents[-1].append(" ".join(sentence.words))
+    return [document for document in documents if document]
+
+
+def inference_stream(model_dir: str, data: bytes, *options):
+    """inference.py --input - with data on its stdin: the stream."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    return subprocess.run([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", model_dir, "--input", "-",
+                           *options], input=data, capture_output=True, timeout=300)
+
+
+def inference_file(model_dir: str, path, folder, *options) -> bytes:
+    """What inference.py writes for the file at path (into folder)."""
+    out = os.path.join(folder, os.path.basename(path) + ".out")
+    inference.main(["--model_dir", model_dir, "--input", str(path), "--output", out, *options])
+    with open(out, "rb") as f:
+        return f.read()
+
+
+# Tagged in other batches (the stream's against the file's), a sentence's float sums change in their
+# last bits, and a confidence written with 4 decimals can change in its last digit.
+TOLERANCE = 2e-4
+
+
+def without_confidences(record: dict) -> dict:
+    return {**record, "confidences": None, "entities": [{**e, "confidence": None} for e in record["entities"]]}
+
+
+def assert_same_answers(got: bytes, expected: bytes):
+    """The same JSON lines, confidences to TOLERANCE."""
+    got, expected = ([json.loads(line) for line in lines.splitlines()] for lines in (got, expected))
+    assert [without_confidences(r) for r in got] == [without_confidences(r) for r in expected]
+    for answer, reference in zip(got, expected):
+        assert answer["confidences"] == pytest.approx(reference["confidences"], abs=TOLERANCE), answer["text"]
+
+
+def test_a_document_model_streams_conll_as_it_tags_the_file(document_model_dir, corpus_dir, tmp_path, monkeypatch):
+    """From stdin, each sentence is tagged beside the words of its -DOCSTART- document, as in a file."""
+    import io
+
+    from ner.data.documents import document_contexts
+    from ner.serving import tag_file
+    from ner.serving.loaders import load_model
+    source = os.path.join(corpus_dir, "test.txt")
+    with open(source, "rb") as f:
+        data = f.read()
+    done = inference_stream(document_model_dir, data)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout == inference_file(document_model_dir, source, tmp_path, "--scheme", "iob2")
+    # What the stream gives the model: each sentence with its document's words around it.
+    model, seen = load_model(document_model_dir), []
+    predict = model.predict
+
+    def recording(words, lengths, features, left_context, right_context):
+        for row, length in enumerate(lengths):
+            seen.append((tuple(words[row, :length]), tuple(w for w in left_context[row] if w),
+                         tuple(w for w in right_context[row] if w)))
+        return predict(words, lengths, features, left_context, right_context)
+
+    monkeypatch.setattr(model, "predict", recording)
+    tag_file.tag_stream(model, io.BytesIO(data), io.StringIO(), False, False, "iob2", 8)
+    sentences = read_conll(source)
+    expected = [(s.words, *context) for s, context in zip(sentences, document_contexts(sentences, 16))
+                if not s.docstart]
+    assert sorted(seen) == sorted(expected)
+    assert sum(1 for _, left, right in expected if left or right) > len(expected) // 2  # context to see
+
+
+def test_a_document_model_streams_text_as_it_tags_the_file(document_model_dir, corpus_dir, tmp_path):
+    """Blank lines end documents: each is tagged once it ends, while stdin stays open, and the
+    stream says what the file mode says; the context matters (each line alone scores otherwise)."""
+    import subprocess
+    import sys
+    import threading
+
+    from conftest import ROOT
+    documents = documents_as_text(os.path.join(corpus_dir, "test.txt"))
+    text = tmp_path / "in.txt"
+    text.write_text("\n\n".join("\n".join(document) for document in documents) + "\n", encoding="utf-8")
+    expected = inference_file(document_model_dir, text, tmp_path, "--format", "text", "--json")
+    alone = tmp_path / "alone.txt"
+    alone.write_text("\n\n".join(line for document in documents for line in document) + "\n", encoding="utf-8")
+    each_alone = [json.loads(line) for line in
+                  inference_file(document_model_dir, alone, tmp_path, "--format", "text", "--json").splitlines()]
+    in_documents = [json.loads(line) for line in expected.splitlines()]
+    assert [r["tokens"] for r in each_alone] == [r["tokens"] for r in in_documents]
+    differ = sum(a["confidences"] != pytest.approx(b["confidences"], abs=TOLERANCE)
+                 for a, b in zip(each_alone, in_documents))
+    assert differ > len(in_documents) // 4, differ  # a stream that dropped the context would fail below
+
+    # The first document comes back once its blank line went in, while stdin stays open; the rest at its end.
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", document_model_dir,
+                                "--input", "-", "--format", "text", "--json"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    watchdog = threading.Timer(120, process.kill)
+    watchdog.start()
+    try:
+        process.stdin.write(("\n".join(documents[0]) + "\n\n").encode())
+        process.stdin.flush()
+        first = b"".join(process.stdout.readline() for _ in documents[0])
+        assert first.count(b"\n") == len(documents[0]), process.stderr.read()
+        assert_same_answers(first, b"".join(expected.splitlines(keepends=True)[:len(documents[0])]))
+        out, err = process.communicate("\n\n".join("\n".join(d) for d in documents[1:]).encode(), timeout=120)
+    finally:
+        watchdog.cancel()
+        process.kill()
+    assert process.returncode == 0, err.decode()
+    assert_same_answers(first + out, expected)
+
+
+def test_a_bad_line_mid_stream_writes_the_documents_before_it_and_its_own_so_far(document_model_dir, corpus_dir,
+                                                                                   tmp_path):
+    documents = documents_as_text(os.path.join(corpus_dir, "test.txt"))[:2]
+    before = "\n".join(documents[0]) + "\n\n" + "\n".join(documents[1][:3]) + "\n"
+    after = "\n".join(documents[1][3:]) + "\n"
+    done = inference_stream(document_model_dir, before.encode() + b"caf\xe9\n" + after.encode(), "--format", "text",
+                            "--json")
+    assert done.returncode == 1
+    bad_line = before.count("\n") + 1
+    assert done.stderr.decode().strip().endswith(f"<stdin>:{bad_line}: expected UTF-8 text, found invalid byte 0xe9 at "
+                                                 "byte offset 3 of the line"), done.stderr.decode()
+    # What the file mode writes for the input up to the bad line.
+    prefix = tmp_path / "prefix.txt"
+    prefix.write_text(before, encoding="utf-8")
+    assert_same_answers(done.stdout, inference_file(document_model_dir, prefix, tmp_path, "--format", "text", "--json"))

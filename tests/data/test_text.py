@@ -1,0 +1,59 @@
+"""Raw text: one sentence per line, blank lines between documents; lines -> sentences of tokens."""
+import pytest
+
+from ner.data.conll import InputError
+from ner.data.documents import document_contexts
+from ner.data.text import DocumentEnd, TextLine, iter_text, parse_text, text_sentences
+
+
+def split_on_spaces(texts):
+    """A stand-in for a model's tokenize: each space-separated word with its character offsets."""
+    tokenized = []
+    for text in texts:
+        tokens, position = [], 0
+        for word in text.split():
+            start = text.index(word, position)
+            position = start + len(word)
+            tokens.append((word, start, position))
+        tokenized.append(tokens)
+    return tokenized
+
+
+def test_blank_lines_end_documents_and_a_run_of_them_ends_one():
+    data = b"\n  \nAnna flew .\nShe landed .\n\n\n \t\nBob ran .\n\nEve sat .\n\n"
+    assert parse_text(data, "in.txt") == [TextLine("Anna flew .", 3, 0), TextLine("She landed .", 4, 0),
+                                          TextLine("Bob ran .", 8, 1), TextLine("Eve sat .", 10, 2)]
+
+
+def test_a_text_without_blank_lines_is_one_document():
+    lines = parse_text(b"one\ntwo\r\nthree\n", "in.txt")
+    assert [(line.text, line.document) for line in lines] == [("one", 0), ("two", 0), ("three", 0)]
+
+
+def test_document_ends_come_out_at_the_blank_line_that_ends_a_document():
+    items = list(iter_text([b"", b"a", b"b", b"", b"", b"c", b""], "in.txt", document_ends=True))
+    assert items == [TextLine("a", 2, 0), TextLine("b", 3, 0), DocumentEnd(4), TextLine("c", 6, 1), DocumentEnd(7)]
+    # Without document_ends the same lines, and no marks.
+    assert list(iter_text([b"", b"a", b"b", b"", b"", b"c", b""], "in.txt")) == [
+        item for item in items if not isinstance(item, DocumentEnd)]
+
+
+def test_a_line_that_is_not_utf8_comes_out_in_place_and_ends_no_document():
+    items = list(iter_text([b"a", b"\xff", b"b", b"", b"c"], "in.txt"))
+    assert items[0] == TextLine("a", 1, 0)
+    assert isinstance(items[1], InputError) and str(items[1]).startswith("in.txt:2: expected UTF-8")
+    assert items[2:] == [TextLine("b", 3, 0), TextLine("c", 5, 1)]
+    with pytest.raises(InputError, match="^in.txt:2: "):
+        parse_text(b"a\n\xff\n", "in.txt")
+
+
+def test_sentences_carry_their_lines_document_and_contexts_stay_in_it():
+    lines = parse_text(b"Anna flew home .\nShe landed .\n\nBob ran .\n", "in.txt")
+    sentences = text_sentences(lines, split_on_spaces)
+    assert [s.sentence.document for s in sentences] == [0, 0, 1]
+    assert [s.sentence.words for s in sentences] == [("Anna", "flew", "home", "."), ("She", "landed", "."),
+                                                    ("Bob", "ran", ".")]
+    assert sentences[1].offsets == ((0, 3), (4, 10), (11, 12))
+    assert document_contexts([s.sentence for s in sentences], 3) == [
+        ((), ("She", "landed", ".")), (("flew", "home", "."), ()), ((), ())]
+    assert document_contexts([s.sentence for s in sentences], 0) == [((), ())] * 3
