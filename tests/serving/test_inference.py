@@ -5,6 +5,7 @@ import os
 import pytest
 
 import inference
+from conftest import documents_as_text
 from ner.data import conlleval
 from ner.data.conll import read_conll
 from ner.data.schemes import convert_tags, detect_scheme
@@ -127,34 +128,6 @@ def test_stdin_to_stdout_is_a_stream(feature_model_dir, corpus_dir, tmp_path):
 
 
 # --- models that read document context (bert_context=document) --------------------------------
-
-@pytest.fixture(scope="module")
-def document_model_dir(corpus_dir, emb_dir, tmp_path_factory):
-    """A tiny BERT model that reads each sentence beside the nearest words of its document, trained
-    once for this file. Its BERT vocabulary holds the corpus's words, a piece each, so that most
-    sentences leave room for context in their 16-piece window."""
-    import tiny_contextual as tiny
-
-    from conftest import train_tiny
-    folder = tmp_path_factory.mktemp("document_model")
-    words = sorted({word.lower() for split in ("train", "dev", "test")
-                    for s in read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart for word in s.words})
-    vocab = tiny.BERT_VOCAB + [word for word in words if word not in tiny.BERT_VOCAB]
-    bert = tiny.write_bert_hf(folder / "bert", tiny.bert_weights(seed=3, vocab_size=len(vocab)), vocab=vocab)
-    return train_tiny(corpus_dir, emb_dir, str(folder / "model"), "--set", "emb_class=bert", "--set", f"bert_path={bert}",
-                      "--set", "bert_context=document", "--set", "bert_max_seq_length=16")
-
-
-def documents_as_text(corpus_file: str) -> list[list[str]]:
-    """The documents of a CoNLL file as raw text: per document, a line per sentence."""
-    documents = []
-    for sentence in read_conll(corpus_file):
-        if sentence.docstart or not documents:
-            documents.append([])
-        if not sentence.docstart:
-            documents[-1].append(" ".join(sentence.words))
-    return [document for document in documents if document]
-
 
 def inference_stream(model_dir: str, data: bytes, *options):
     """inference.py --input - with data on its stdin: the stream."""
