@@ -1,17 +1,24 @@
-// tagger: tags stdin with a frozen (or export) model folder, one sentence at a time, through libtagger.
+// tagger: tags stdin with a frozen (or export) model folder through libtagger, one sentence at a
+// time, or one document at a time for a model that reads the words around a sentence
+// (bert_context=document: tagger_context_words() > 0).
 //
 //   tagger FOLDER [--threads N] [--format conll|text] [--json] < input > output
 //
 // conll: the input lines with the predicted IOB2 tag appended as a last column, sentences
-//   separated by one blank line, -DOCSTART- lines tagged O (inference.py's pred.txt).
+//   separated by one blank line, -DOCSTART- lines tagged O (inference.py's pred.txt). A document
+//   runs from one -DOCSTART- line to the next (or the end of the input).
 // text:  one raw text (a sentence) per line, tokenized by the folder's tokenizer graph; writes
 //   `token tag` lines and a blank line after each text, or with --json one JSON object per text
 //   (text, tokens, tags, confidences, entities with character offsets); lines without a token are
-//   skipped. Both are byte for byte what `inference.py --format text [--json]` writes.
-// stderr gets the load time and the mean and median tagging time per sentence, excluding the
-// first sentence (which pays for TensorFlow's one-time graph optimisation).
+//   skipped. Both are byte for byte what `inference.py --format text [--json]` writes. A blank
+//   line (only whitespace, as Python's str.strip() sees it) ends a document, and so does the end.
+// A model that reads document context reads a whole document before it tags and writes it.
+// stderr gets the load time and the mean and median tagging time per sentence (per document for
+// a model that reads context), excluding the first (which pays for TensorFlow's one-time graph
+// optimisation).
 // Bad input stops with `<stdin>:LINE: what was expected` and exit status 1; output is flushed
-// after every sentence, so the lines before the bad one have been written.
+// after every sentence (document), so the lines before the bad one have been written: those of
+// its document tagged with the part of the document read before it.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -49,8 +56,12 @@ decltype(&::tagger_open) open;
 decltype(&::tagger_close) close;
 decltype(&::tagger_num_feature_columns) num_feature_columns;
 decltype(&::tagger_feature_column) feature_column;
+decltype(&::tagger_context_words) context_words;
 decltype(&::tagger_tag) tag;
+decltype(&::tagger_tag_document) tag_document;
 decltype(&::tagger_tag_text) tag_text;
+decltype(&::tagger_tag_text_document) tag_text_document;
+decltype(&::tagger_result_sentence_lengths) result_sentence_lengths;
 decltype(&::tagger_result_size) result_size;
 decltype(&::tagger_result_tags) result_tags;
 decltype(&::tagger_result_confidences) result_confidences;
@@ -85,8 +96,11 @@ std::string LoadLibtagger() {
   };
   if (!(bind(api::open, "tagger_open") && bind(api::close, "tagger_close") &&
         bind(api::num_feature_columns, "tagger_num_feature_columns") &&
-        bind(api::feature_column, "tagger_feature_column") && bind(api::tag, "tagger_tag") &&
-        bind(api::tag_text, "tagger_tag_text") && bind(api::result_size, "tagger_result_size") &&
+        bind(api::feature_column, "tagger_feature_column") && bind(api::context_words, "tagger_context_words") &&
+        bind(api::tag, "tagger_tag") && bind(api::tag_document, "tagger_tag_document") &&
+        bind(api::tag_text, "tagger_tag_text") && bind(api::tag_text_document, "tagger_tag_text_document") &&
+        bind(api::result_sentence_lengths, "tagger_result_sentence_lengths") &&
+        bind(api::result_size, "tagger_result_size") &&
         bind(api::result_tags, "tagger_result_tags") && bind(api::result_confidences, "tagger_result_confidences") &&
         bind(api::result_tokens, "tagger_result_tokens") && bind(api::result_starts, "tagger_result_starts") &&
         bind(api::result_ends, "tagger_result_ends") && bind(api::result_free, "tagger_result_free") &&
@@ -158,6 +172,23 @@ std::vector<std::string> SplitWhitespace(std::string_view text) {
     start = text.find_first_not_of(kWhitespace, end);
   }
   return fields;
+}
+
+// Whether a line of raw text (UTF-8, checked) is blank as Python's str.strip() sees it: only
+// characters of str.isspace(). Such a line ends a document.
+bool IsBlank(std::string_view line) {
+  for (size_t i = 0; i < line.size();) {
+    auto lead = static_cast<unsigned char>(line[i]);
+    size_t size = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    char32_t c = size == 1 ? lead : lead & (0x7F >> size);
+    for (size_t k = 1; k < size && i + k < line.size(); ++k) c = (c << 6) | (static_cast<unsigned char>(line[i + k]) & 0x3F);
+    i += size;
+    bool space = (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+                 (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+                 c == 0x3000;
+    if (!space) return false;
+  }
+  return true;
 }
 
 // A CoNLL line's fields as input.py splits them: at every tab if the line has one, else at
@@ -348,6 +379,14 @@ struct Sentence {
   }
 };
 
+// A line of raw text and its number.
+struct TextLine {
+  std::string text;
+  size_t number;
+};
+
+using Result = std::unique_ptr<TaggerResult, decltype(api::result_free)>;
+
 class Runner {
  public:
   Runner(Tagger* tagger, std::FILE* out) : tagger_(tagger), out_(out) {}
@@ -359,17 +398,35 @@ class Runner {
     for (const std::string& value : sentence.features) features.push_back(value.c_str());
     int length = static_cast<int>(tokens.size());
     Clock::time_point start = Clock::now();
-    TaggerResult* result = api::tag(tagger_, tokens.data(), &length, 1, features.empty() ? nullptr : features.data());
-    timings_.push_back(Milliseconds(Clock::now() - start));
+    Result result(api::tag(tagger_, tokens.data(), &length, 1, features.empty() ? nullptr : features.data()),
+                  api::result_free);
+    Timed(start, 1);
     if (result == nullptr) throw InputError(sentence.first_line, api::last_error());
-    std::vector<std::string> tags = WellFormedIob2(api::result_tags(result), prefixes.size());
-    api::result_free(result);
-    for (size_t i = 0; i < prefixes.size(); ++i) {
-      const std::string& prefix = prefixes[i];
-      char separator = conll && prefix.find('\t') != std::string::npos ? '\t' : ' ';
-      std::fprintf(out_, "%s%c%s\n", prefix.c_str(), separator, tags[i].c_str());
+    Write(prefixes, api::result_tags(result.get()), conll);
+    Flush();
+  }
+
+  // Tags the sentences of one document in one call (tagger_tag_document) and writes each as Tag does.
+  void TagDocument(const std::vector<Sentence>& sentences) {
+    if (sentences.empty()) return;
+    std::vector<const char*> tokens, features;
+    std::vector<int> lengths;
+    for (const Sentence& sentence : sentences) {
+      for (const std::string& token : sentence.tokens) tokens.push_back(token.c_str());
+      for (const std::string& value : sentence.features) features.push_back(value.c_str());
+      lengths.push_back(static_cast<int>(sentence.tokens.size()));
     }
-    std::fputc('\n', out_);
+    Clock::time_point start = Clock::now();
+    Result result(api::tag_document(tagger_, tokens.data(), lengths.data(), static_cast<int>(lengths.size()),
+                                    features.empty() ? nullptr : features.data()),
+                  api::result_free);
+    Timed(start, sentences.size());
+    if (result == nullptr) throw InputError(sentences.front().first_line, api::last_error());
+    const char* const* tags = api::result_tags(result.get());
+    for (const Sentence& sentence : sentences) {
+      Write(sentence.lines, tags, true);
+      tags += sentence.lines.size();
+    }
     Flush();
   }
 
@@ -378,24 +435,31 @@ class Runner {
   void TagText(const std::string& text, size_t number, bool json) {
     const char* texts[] = {text.c_str()};
     Clock::time_point start = Clock::now();
-    std::unique_ptr<TaggerResult, decltype(api::result_free)> result(api::tag_text(tagger_, texts, 1), api::result_free);
+    Result result(api::tag_text(tagger_, texts, 1), api::result_free);
     if (result == nullptr) throw InputError(number, api::last_error());
     size_t count = api::result_size(result.get());
     if (count == 0) return;
-    timings_.push_back(Milliseconds(Clock::now() - start));
-    if (count > kMaxSentenceTokens) {
-      throw InputError(number, "expected a sentence of at most " + std::to_string(kMaxSentenceTokens) + " tokens");
-    }
-    const char* const* token_pointers = api::result_tokens(result.get());
-    std::vector<std::string> tokens(token_pointers, token_pointers + count);
-    std::vector<std::string> tags = WellFormedIob2(api::result_tags(result.get()), count);
-    if (json) {
-      std::string line = DescribeJson(text, tokens, tags, api::result_confidences(result.get()),
-                                      api::result_starts(result.get()), api::result_ends(result.get()));
-      std::fprintf(out_, "%s\n", line.c_str());
-    } else {
-      for (size_t i = 0; i < count; ++i) std::fprintf(out_, "%s %s\n", tokens[i].c_str(), tags[i].c_str());
-      std::fputc('\n', out_);
+    Timed(start, 1);
+    WriteText(text, number, result.get(), 0, count, json);
+    Flush();
+  }
+
+  // Tokenizes and tags the lines of one document of raw text in one call (tagger_tag_text_document)
+  // and writes each as TagText does.
+  void TagTextDocument(const std::vector<TextLine>& lines, bool json) {
+    if (lines.empty()) return;
+    std::vector<const char*> texts;
+    for (const TextLine& line : lines) texts.push_back(line.text.c_str());
+    Clock::time_point start = Clock::now();
+    Result result(api::tag_text_document(tagger_, texts.data(), static_cast<int>(texts.size())), api::result_free);
+    if (result == nullptr) throw InputError(lines.front().number, api::last_error());
+    const int* lengths = api::result_sentence_lengths(result.get());
+    size_t sentences = 0, first = 0;
+    for (size_t i = 0; i < lines.size(); ++i) sentences += lengths[i] > 0;
+    if (sentences == 0) return;
+    Timed(start, sentences);
+    for (size_t i = 0; i < lines.size(); first += lengths[i], ++i) {
+      if (lengths[i] > 0) WriteText(lines[i].text, lines[i].number, result.get(), first, lengths[i], json);
     }
     Flush();
   }
@@ -409,12 +473,51 @@ class Runner {
     if (std::fflush(out_) != 0) throw std::runtime_error(std::string("cannot write stdout: ") + std::strerror(errno));
   }
 
+  // The time of each call after the first, and how many sentences all calls tagged.
   const std::vector<double>& timings() const { return timings_; }
+  size_t sentences() const { return sentences_; }
 
  private:
+  void Timed(Clock::time_point start, size_t sentences) {
+    timings_.push_back(Milliseconds(Clock::now() - start));
+    sentences_ += sentences;
+  }
+
+  // `prefix[i] + separator + tag` per token, the tags as inference.py writes them, then a blank line.
+  void Write(const std::vector<std::string>& prefixes, const char* const* model_tags, bool conll) {
+    std::vector<std::string> tags = WellFormedIob2(model_tags, prefixes.size());
+    for (size_t i = 0; i < prefixes.size(); ++i) {
+      const std::string& prefix = prefixes[i];
+      char separator = conll && prefix.find('\t') != std::string::npos ? '\t' : ' ';
+      std::fprintf(out_, "%s%c%s\n", prefix.c_str(), separator, tags[i].c_str());
+    }
+    std::fputc('\n', out_);
+  }
+
+  // The `count` tokens of `text` (line `number`) from the result's token `first` on, tagged, as
+  // `token tag` lines and a blank line or one JSON object.
+  void WriteText(const std::string& text, size_t number, const TaggerResult* result, size_t first, size_t count,
+                 bool json) {
+    if (count > kMaxSentenceTokens) {
+      throw InputError(number, "expected a sentence of at most " + std::to_string(kMaxSentenceTokens) + " tokens");
+    }
+    const char* const* token_pointers = api::result_tokens(result) + first;
+    std::vector<std::string> tokens(token_pointers, token_pointers + count);
+    std::vector<std::string> tags = WellFormedIob2(api::result_tags(result) + first, count);
+    if (json) {
+      std::string line = DescribeJson(text, tokens, tags, api::result_confidences(result) + first,
+                                      api::result_starts(result) + first, api::result_ends(result) + first);
+      std::fprintf(out_, "%s\n", line.c_str());
+    } else {
+      for (size_t i = 0; i < count; ++i) std::fprintf(out_, "%s %s\n", tokens[i].c_str(), tags[i].c_str());
+      std::fputc('\n', out_);
+    }
+  }
+
   Tagger* tagger_;
   std::FILE* out_;
   std::vector<double> timings_;
+  size_t sentences_ = 0;
 };
 
 void CheckLength(const Sentence& sentence, size_t line) {
@@ -427,50 +530,70 @@ void TagConll(Tagger* tagger, Runner* runner) {
   std::vector<int> feature_columns;
   for (int i = 0; i < api::num_feature_columns(tagger); ++i) feature_columns.push_back(api::feature_column(tagger, i));
   int needed_columns = feature_columns.empty() ? 1 : *std::max_element(feature_columns.begin(), feature_columns.end()) + 1;
+  bool documents = api::context_words(tagger) > 0;
   LineReader reader(stdin);
   Sentence sentence;
+  std::vector<Sentence> document;  // a model that reads context: the sentences of the document so far
   size_t columns = 0, columns_line = 0;  // every token line has the first one's column count
   auto flush = [&] {
     if (sentence.tokens.empty()) return;
-    runner->Tag(sentence, sentence.lines, true);
+    if (documents) {
+      document.push_back(std::move(sentence));
+      sentence = Sentence();
+    } else {
+      runner->Tag(sentence, sentence.lines, true);
+    }
     sentence.Clear();
   };
+  auto end_document = [&] {
+    std::vector<Sentence> sentences;
+    sentences.swap(document);  // so that a failure to tag them leaves none to tag again
+    runner->TagDocument(sentences);
+  };
   std::string line;
-  while (reader.Next(&line)) {
-    std::vector<std::string> fields = ConllFields(line);
-    if (fields.empty()) {
-      flush();
-      continue;
-    }
-    if (fields[0] == kDocstart) {
-      flush();
-      runner->Docstart(line);
-      continue;
-    }
-    for (size_t i = 0; i < fields.size(); ++i) {
-      if (fields[i].empty()) {
-        throw InputError(reader.number(), "expected non-empty columns, found column " + std::to_string(i + 1) + " of " +
-                                              std::to_string(fields.size()) + " empty (two tabs in a row, or a trailing tab?)");
+  try {
+    while (reader.Next(&line)) {
+      std::vector<std::string> fields = ConllFields(line);
+      if (fields.empty()) {
+        flush();
+        continue;
       }
-    }
-    if (columns == 0) {
-      columns = fields.size();
-      columns_line = reader.number();
-      if (static_cast<int>(columns) < needed_columns) {
-        throw InputError(reader.number(), "the model reads column " + std::to_string(needed_columns) + "; found " +
-                                              std::to_string(columns) + " columns");
+      if (fields[0] == kDocstart) {
+        flush();
+        end_document();
+        runner->Docstart(line);
+        continue;
       }
-    } else if (fields.size() != columns) {
-      throw InputError(reader.number(), "expected " + std::to_string(columns) + " columns like line " +
-                                            std::to_string(columns_line) + ", found " + std::to_string(fields.size()));
+      for (size_t i = 0; i < fields.size(); ++i) {
+        if (fields[i].empty()) {
+          throw InputError(reader.number(), "expected non-empty columns, found column " + std::to_string(i + 1) +
+                                                " of " + std::to_string(fields.size()) +
+                                                " empty (two tabs in a row, or a trailing tab?)");
+        }
+      }
+      if (columns == 0) {
+        columns = fields.size();
+        columns_line = reader.number();
+        if (static_cast<int>(columns) < needed_columns) {
+          throw InputError(reader.number(), "the model reads column " + std::to_string(needed_columns) + "; found " +
+                                                std::to_string(columns) + " columns");
+        }
+      } else if (fields.size() != columns) {
+        throw InputError(reader.number(), "expected " + std::to_string(columns) + " columns like line " +
+                                              std::to_string(columns_line) + ", found " + std::to_string(fields.size()));
+      }
+      if (sentence.tokens.empty()) sentence.first_line = reader.number();
+      sentence.lines.push_back(line);
+      sentence.tokens.push_back(fields[0]);
+      for (int column : feature_columns) sentence.features.push_back(fields[column]);
+      CheckLength(sentence, reader.number());
     }
-    if (sentence.tokens.empty()) sentence.first_line = reader.number();
-    sentence.lines.push_back(line);
-    sentence.tokens.push_back(fields[0]);
-    for (int column : feature_columns) sentence.features.push_back(fields[column]);
-    CheckLength(sentence, reader.number());
+  } catch (const InputError&) {
+    end_document();  // the sentences before the bad line, as without context
+    throw;
   }
   flush();
+  end_document();
 }
 
 void TagText(Tagger* tagger, Runner* runner, bool json) {
@@ -479,18 +602,46 @@ void TagText(Tagger* tagger, Runner* runner, bool json) {
   }
   LineReader reader(stdin, /*drop_bom=*/false);
   std::string line;
-  while (reader.Next(&line)) runner->TagText(line, reader.number(), json);
+  if (api::context_words(tagger) == 0) {
+    while (reader.Next(&line)) runner->TagText(line, reader.number(), json);
+    return;
+  }
+  std::vector<TextLine> document;
+  auto end_document = [&] {
+    std::vector<TextLine> lines;
+    lines.swap(document);
+    runner->TagTextDocument(lines, json);
+  };
+  try {
+    while (reader.Next(&line)) {
+      if (IsBlank(line)) {
+        end_document();
+      } else {
+        document.push_back({line, reader.number()});
+      }
+    }
+  } catch (const InputError&) {
+    end_document();
+    throw;
+  }
+  end_document();
 }
 
-void ReportTimings(double load_ms, const std::vector<double>& timings) {
-  std::fprintf(stderr, "tagger: loaded in %.1f ms; %zu sentences\n", load_ms, timings.size());
+void ReportTimings(double load_ms, const Runner& runner, bool documents) {
+  const std::vector<double>& timings = runner.timings();
+  if (documents) {
+    std::fprintf(stderr, "tagger: loaded in %.1f ms; %zu sentences in %zu documents\n", load_ms, runner.sentences(),
+                 timings.size());
+  } else {
+    std::fprintf(stderr, "tagger: loaded in %.1f ms; %zu sentences\n", load_ms, timings.size());
+  }
   if (timings.size() < 2) return;
   std::vector<double> rest(timings.begin() + 1, timings.end());
   double mean = 0;
   for (double t : rest) mean += t / rest.size();
   std::nth_element(rest.begin(), rest.begin() + rest.size() / 2, rest.end());
-  std::fprintf(stderr, "tagger: per sentence after the first: mean %.3f ms, median %.3f ms\n", mean,
-               rest[rest.size() / 2]);
+  std::fprintf(stderr, "tagger: per %s after the first: mean %.3f ms, median %.3f ms\n",
+               documents ? "document" : "sentence", mean, rest[rest.size() / 2]);
 }
 
 [[noreturn]] void Usage(const char* problem) {
@@ -502,7 +653,10 @@ void ReportTimings(double load_ms, const std::vector<double>& timings) {
                "  --format conll CoNLL lines, written back with the predicted IOB2 tag appended (the default)\n"
                "  --format text  one raw text per line, tokenized by the folder's graph; writes `token tag` lines\n"
                "                 and a blank line per text\n"
-               "  --json         (text) one JSON object per text: text, tokens, tags, confidences, entities\n",
+               "  --json         (text) one JSON object per text: text, tokens, tags, confidences, entities\n"
+               "A model trained with bert_context=document reads the words around each sentence in its\n"
+               "document: a CoNLL document runs from one -DOCSTART- line to the next, a raw-text one until\n"
+               "a blank line (or the end of the input); each is read whole, then tagged and written.\n",
                problem);
   std::exit(2);
 }
@@ -562,7 +716,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tagger: %s\n", e.what());
     status = 1;
   }
-  ReportTimings(load_ms, runner.timings());
+  ReportTimings(load_ms, runner, api::context_words(tagger) > 0);
   api::close(tagger);
   return status;
 }

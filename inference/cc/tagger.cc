@@ -5,6 +5,8 @@
 // scores and the head runs natively (head.h); otherwise the graph's tags and confidences are read.
 // Raw text is tokenized by the tokenizer graph that serving.json names under "tokenizer" (TF
 // Text's RegexSplitWithOffsets, whose op library is loaded before the graph: LoadOpLibraries).
+// A model that reads document context ("context_words") is fed each sentence's neighbouring words
+// beside it: given by the caller, or taken from the other sentences of a document (DocumentContexts).
 // serving.json is checked whole when a folder is opened, by the rules of ner/serving/loaders.py,
 // so that both refuse the same manifests with the same messages (`<path>: expected ...`).
 #include "tagger.h"
@@ -21,6 +23,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -44,6 +47,10 @@ constexpr std::streamsize kMaxManifestBytes = 1 << 20;
 constexpr int kMaxManifestDepth = 64;  // containers nested in one another; deeper is no manifest
 // Feature columns are ints in the C API, and the runner (main.cc) counts column + 1 fields.
 constexpr int64_t kMaxFeatureColumn = std::numeric_limits<int>::max() - 1;
+// serving.json's "context_words" (manifest.py's MAX_CONTEXT_WORDS): far beyond any BERT window.
+constexpr int64_t kMaxContextWords = int64_t{1} << 20;
+// A document is tagged in batches of at most this many sentences, each with its whole context.
+constexpr int kDocumentBatch = 64;
 // The tokenizer's outputs, as serving.json names them under "tokenizer" "outputs" (manifest.py's
 // TOKENIZER_OUTPUTS, in its order).
 constexpr const char* kTokenizerOutputs[] = {"tokens", "lengths", "starts", "ends"};
@@ -180,6 +187,8 @@ const nlohmann::json& ObjectMember(const nlohmann::json& object, const char* key
 struct Manifest {
   std::string graph, init_op;                // frozen folders only
   std::string words, lengths, features;      // features only for a model that reads feature columns
+  int context_words = 0;                     // > 0: the model reads its document's words around a sentence
+  std::string left_context, right_context;   // only for a model that reads context
   std::string emissions, tags, confidence;   // emissions when the head runs natively, else tags and confidence
   std::vector<int> feature_columns;
   std::vector<std::string> op_libraries;     // file names, loaded before the graph
@@ -219,6 +228,25 @@ Manifest ParseManifest(const nlohmann::json& json, const std::string& path, bool
     manifest.features = StringMember(inputs, "features", path, "inputs");
   } else if (inputs.contains("features")) {
     throw std::runtime_error(path + ": expected no \"features\" in \"inputs\", as \"feature_columns\" is empty");
+  }
+  // Absent in folders written before models read document context: 0.
+  auto context_words = json.find("context_words");
+  if (context_words != json.end()) {
+    if (!context_words->is_number_unsigned() || context_words->get<uint64_t>() > static_cast<uint64_t>(kMaxContextWords)) {
+      throw std::runtime_error(path + ": expected \"context_words\" to be a whole number from 0 to " +
+                               std::to_string(kMaxContextWords));
+    }
+    manifest.context_words = context_words->get<int>();
+  }
+  if (manifest.context_words > 0) {
+    manifest.left_context = StringMember(inputs, "left_context", path, "inputs");
+    manifest.right_context = StringMember(inputs, "right_context", path, "inputs");
+  } else {
+    for (const char* key : {"left_context", "right_context"}) {
+      if (inputs.contains(key)) {
+        throw std::runtime_error(path + ": expected no \"" + key + "\" in \"inputs\", as \"context_words\" is 0");
+      }
+    }
   }
   auto is_file_name = [](const nlohmann::json& name) {
     if (!name.is_string()) return false;
@@ -382,6 +410,8 @@ struct Tagger {
   std::string folder;
   std::string manifest_path;  // named by every error about what serving.json says
   TF_Output words{}, lengths{}, features{}, tags{}, confidence{}, emissions{};
+  int context_words = 0;                  // > 0: the graph reads the words around each sentence
+  TF_Output left_context{}, right_context{};
   bool has_tokenizer = false;
   TF_Output text{};
   std::vector<TF_Output> tokenizer_outputs;  // in the order of kTokenizerOutputs
@@ -432,6 +462,11 @@ struct Tagger {
     words = Output(manifest.words, kStrings, "\"words\" in \"inputs\"");
     lengths = Output(manifest.lengths, kInt32s, "\"lengths\" in \"inputs\"");
     if (!manifest.feature_columns.empty()) features = Output(manifest.features, kStrings, "\"features\" in \"inputs\"");
+    context_words = manifest.context_words;
+    if (context_words > 0) {
+      left_context = Output(manifest.left_context, kStrings, "\"left_context\" in \"inputs\"");
+      right_context = Output(manifest.right_context, kStrings, "\"right_context\" in \"inputs\"");
+    }
     if (manifest.head == nullptr) {
       tags = Output(manifest.tags, kStrings, "\"tags\" in \"outputs\"");
       confidence = Output(manifest.confidence, kFloats, "\"confidence\" in \"outputs\"");
@@ -498,20 +533,112 @@ void LoadFrozen(const std::string& folder, const Manifest& manifest, const TF_Se
   Check(status.get(), tagger->manifest_path + ": running \"init_op\" " + manifest.init_op);
 }
 
+// The words of a sentence's document on one side of it, `count` of them from `words` on.
+struct Words {
+  const char* const* words = nullptr;
+  int count = 0;
+};
+
+// A sentence's document context: the words before it (nearest last) and after it (nearest first).
+struct Context {
+  Words left, right;
+};
+
+// The document context of each of num_sentences sentences that are one document, in order, whose
+// tokens lie in order in `tokens` (lengths checked to be >= 0): up to `words` of the document's
+// words before the sentence and after it, as ner/data/documents.py's document_contexts gives them.
+// Each side is a slice of `tokens`. The one rule of libtagger and the runner.
+std::vector<Context> DocumentContexts(const char* const* tokens, const int* lengths, int num_sentences, int words) {
+  int64_t total = 0;
+  for (int i = 0; i < num_sentences; ++i) total += lengths[i];
+  std::vector<Context> contexts(num_sentences);
+  int64_t start = 0;
+  for (int i = 0; i < num_sentences; ++i) {
+    int64_t end = start + lengths[i];
+    int64_t before = std::min<int64_t>(words, start), after = std::min<int64_t>(words, total - end);
+    contexts[i].left = {tokens + (start - before), static_cast<int>(before)};
+    contexts[i].right = {tokens + end, static_cast<int>(after)};
+    start = end;
+  }
+  return contexts;
+}
+
+// The contexts a caller gives (tagger_tag_context's arguments): per side, NULL lengths give no words.
+std::vector<Context> GivenContexts(int num_sentences, const char* const* left_tokens, const int* left_lengths,
+                                   const char* const* right_tokens, const int* right_lengths) {
+  std::vector<Context> contexts(num_sentences);
+  auto fill = [&](const char* const* tokens, const int* lengths, Words Context::*side, const char* name) {
+    if (lengths == nullptr) return;
+    int64_t start = 0;
+    for (int i = 0; i < num_sentences; ++i) {
+      if (lengths[i] < 0) {
+        throw std::invalid_argument(std::string(name) + " context of sentence " + std::to_string(i) +
+                                    " has a negative length");
+      }
+      if (lengths[i] > 0 && tokens == nullptr) throw std::invalid_argument("NULL argument");
+      contexts[i].*side = {tokens == nullptr ? nullptr : tokens + start, lengths[i]};
+      start += lengths[i];
+    }
+  };
+  fill(left_tokens, left_lengths, &Context::left, "left");
+  fill(right_tokens, right_lengths, &Context::right, "right");
+  return contexts;
+}
+
+// How many tokens sentences of these lengths hold; every sentence must hold one. `first`: the
+// index in the call of lengths[0], for messages.
+int64_t CountTokens(const int* lengths, int num_sentences, int64_t first = 0) {
+  int64_t num_tokens = 0;
+  for (int i = 0; i < num_sentences; ++i) {
+    if (lengths[i] < 1) throw std::invalid_argument("sentence " + std::to_string(first + i) + " is empty");
+    num_tokens += lengths[i];
+  }
+  return num_tokens;
+}
+
+// A token's size, checked to be non-empty UTF-8 ("" is the graph's padding); `where` names it.
+template <typename Name>
+size_t CheckedWord(const char* word, Name where) {
+  size_t size = CheckedSize(word, where);
+  if (size == 0) throw std::invalid_argument(where() + " is empty");
+  return size;
+}
+
+// One side of the contexts of `batch` sentences as the graph takes it: [batch, the most words],
+// '' padding after each sentence's words; [batch, 0] without contexts.
+Tensor ContextTensor(const Context* contexts, int64_t batch, Words Context::*side, const char* name, int64_t first) {
+  int64_t widest = 0;
+  for (int64_t b = 0; contexts != nullptr && b < batch; ++b) widest = std::max<int64_t>(widest, (contexts[b].*side).count);
+  if (batch * widest > kMaxBatchSlots) {
+    throw std::invalid_argument("batch too large: " + std::to_string(batch) + " sentences with up to " +
+                                std::to_string(widest) + " words of " + name + " context");
+  }
+  Tensor values = StringTensor({batch, widest});
+  auto* data = static_cast<TF_TString*>(TF_TensorData(values.get()));
+  for (int64_t b = 0; contexts != nullptr && b < batch; ++b) {
+    const Words& words = contexts[b].*side;
+    for (int64_t w = 0; w < words.count; ++w) {
+      size_t size = CheckedWord(words.words[w], [&] {
+        return "word " + std::to_string(w) + " of the " + name + " context of sentence " + std::to_string(first + b);
+      });
+      TF_TString_Copy(&data[b * widest + w], words.words[w], size);
+    }
+  }
+  return values;
+}
+
 // Tags num_sentences sentences (tagger_tag's arguments, checked here) in one batch and appends
-// each token's tag and confidence to `result`.
+// each token's tag and confidence to `result`. A model that reads document context gets
+// contexts[i] beside sentence i (no words when contexts is NULL); others ignore contexts. `first`:
+// the index in the call of the first sentence, for messages.
 void TagInto(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
-             const char* const* features, TaggerResult* result) {
+             const char* const* features, const Context* contexts, TaggerResult* result, int64_t first = 0) {
   int num_columns = static_cast<int>(tagger->feature_columns.size());
   if (num_columns > 0 && features == nullptr) {
     throw std::invalid_argument("the model reads " + std::to_string(num_columns) + " feature columns; features is NULL");
   }
-  int64_t num_tokens = 0, longest = 0;
-  for (int i = 0; i < num_sentences; ++i) {
-    if (lengths[i] < 1) throw std::invalid_argument("sentence " + std::to_string(i) + " is empty");
-    num_tokens += lengths[i];
-    longest = std::max<int64_t>(longest, lengths[i]);
-  }
+  int64_t num_tokens = CountTokens(lengths, num_sentences, first), longest = 0;
+  for (int i = 0; i < num_sentences; ++i) longest = std::max<int64_t>(longest, lengths[i]);
   int64_t batch = num_sentences;
   if (batch * longest * std::max(num_columns, 1) > kMaxBatchSlots) {
     throw std::invalid_argument("batch too large: " + std::to_string(batch) + " sentences of up to " +
@@ -528,9 +655,8 @@ void TagInto(Tagger* tagger, const char* const* tokens, const int* lengths, int 
   for (int64_t b = 0; b < batch; ++b) {
     length_data[b] = lengths[b];
     for (int64_t t = 0; t < lengths[b]; ++t, ++token) {
-      auto where = [b, t] { return "token " + std::to_string(t) + " of sentence " + std::to_string(b); };
-      size_t size = CheckedSize(tokens[token], where);
-      if (size == 0) throw std::invalid_argument(where() + " is empty");  // "" is the graph's padding
+      auto where = [b, t, first] { return "token " + std::to_string(t) + " of sentence " + std::to_string(first + b); };
+      size_t size = CheckedWord(tokens[token], where);
       TF_TString_Copy(&word_data[b * longest + t], tokens[token], size);
       for (int c = 0; c < num_columns; ++c) {
         const char* value = features[token * num_columns + c];
@@ -539,12 +665,21 @@ void TagInto(Tagger* tagger, const char* const* tokens, const int* lengths, int 
       }
     }
   }
+  Tensor left_values, right_values;
+  if (tagger->context_words > 0) {
+    left_values = ContextTensor(contexts, batch, &Context::left, "left", first);
+    right_values = ContextTensor(contexts, batch, &Context::right, "right", first);
+  }
 
   std::vector<TF_Output> inputs = {tagger->words, tagger->lengths};
   std::vector<TF_Tensor*> input_values = {words.get(), length_values.get()};
   if (num_columns > 0) {
     inputs.push_back(tagger->features);
     input_values.push_back(feature_values.get());
+  }
+  if (tagger->context_words > 0) {
+    inputs.insert(inputs.end(), {tagger->left_context, tagger->right_context});
+    input_values.insert(input_values.end(), {left_values.get(), right_values.get()});
   }
   result->tags.reserve(result->tags.size() + num_tokens);
   result->confidences.reserve(result->confidences.size() + num_tokens);
@@ -603,8 +738,9 @@ struct Tokenized {
   std::vector<int> starts, ends;
 };
 
-// Runs the tokenizer graph on num_texts raw texts (UTF-8, checked here).
-Tokenized Tokenize(Tagger* tagger, const char* const* texts, int num_texts) {
+// Runs the tokenizer graph on num_texts raw texts (UTF-8, checked here). `first`: the index in the
+// call of texts[0], for messages.
+Tokenized Tokenize(Tagger* tagger, const char* const* texts, int num_texts, int64_t first = 0) {
   if (tagger == nullptr || (texts == nullptr && num_texts > 0)) throw std::invalid_argument("NULL argument");
   if (num_texts < 0) throw std::invalid_argument("num_texts must be >= 0");
   if (!tagger->has_tokenizer) {
@@ -619,7 +755,7 @@ Tokenized Tokenize(Tagger* tagger, const char* const* texts, int num_texts) {
   auto* text_data = static_cast<TF_TString*>(TF_TensorData(text_values.get()));
   size_t longest = 0;
   for (int64_t i = 0; i < batch; ++i) {
-    size_t size = CheckedSize(texts[i], [i] { return "text " + std::to_string(i); });
+    size_t size = CheckedSize(texts[i], [i, first] { return "text " + std::to_string(first + i); });
     longest = std::max(longest, size);
     TF_TString_Copy(&text_data[i], texts[i], size);
   }
@@ -664,6 +800,43 @@ Tokenized Tokenize(Tagger* tagger, const char* const* texts, int num_texts) {
   return tokenized;
 }
 
+// Tokenize, kDocumentBatch texts at a time: for a document, which may be long.
+Tokenized TokenizeInBatches(Tagger* tagger, const char* const* texts, int num_texts) {
+  if (num_texts <= kDocumentBatch) return Tokenize(tagger, texts, num_texts);
+  Tokenized all;
+  for (int first = 0; first < num_texts; first += kDocumentBatch) {
+    Tokenized some = Tokenize(tagger, texts + first, std::min(kDocumentBatch, num_texts - first), first);
+    all.lengths.insert(all.lengths.end(), some.lengths.begin(), some.lengths.end());
+    std::move(some.tokens.begin(), some.tokens.end(), std::back_inserter(all.tokens));
+    all.starts.insert(all.starts.end(), some.starts.begin(), some.starts.end());
+    all.ends.insert(all.ends.end(), some.ends.begin(), some.ends.end());
+  }
+  return all;
+}
+
+// Tags the sentences of one document (tagger_tag's arguments, checked here) and appends each
+// token's tag and confidence to `result`: with their DocumentContexts, in batches of at most
+// kDocumentBatch sentences, for a model that reads context; in one batch of sentences otherwise.
+void TagDocument(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
+                 const char* const* features, TaggerResult* result) {
+  if (tagger->context_words == 0) return TagInto(tagger, tokens, lengths, num_sentences, features, nullptr, result);
+  // Every token is checked before any is read as another sentence's context.
+  int64_t num_tokens = CountTokens(lengths, num_sentences);
+  for (int64_t i = 0, sentence = 0, t = 0; i < num_tokens; ++i, ++t) {
+    while (t == lengths[sentence]) t = 0, ++sentence;
+    CheckedWord(tokens[i], [&] { return "token " + std::to_string(t) + " of sentence " + std::to_string(sentence); });
+  }
+  std::vector<Context> contexts = DocumentContexts(tokens, lengths, num_sentences, tagger->context_words);
+  int num_columns = static_cast<int>(tagger->feature_columns.size());
+  int64_t token = 0;
+  for (int first = 0; first < num_sentences; first += kDocumentBatch) {
+    int count = std::min(kDocumentBatch, num_sentences - first);
+    TagInto(tagger, tokens + token, lengths + first, count, features == nullptr ? nullptr : features + token * num_columns,
+            contexts.data() + first, result, first);
+    for (int i = first; i < first + count; ++i) token += lengths[i];
+  }
+}
+
 // An array that a result holds is never NULL, even when empty: NULL means the result has no such array.
 template <typename T>
 const T* ArrayOf(bool present, const std::vector<T>& values) {
@@ -681,6 +854,38 @@ std::unique_ptr<TaggerResult> TokenResult(Tokenized tokenized) {
   result->starts = std::move(tokenized.starts);
   result->ends = std::move(tokenized.ends);
   return result;
+}
+
+// tagger_tag_text, and with `document` tagger_tag_text_document.
+TaggerResult* TagTexts(Tagger* tagger, const char* const* texts, int num_texts, bool document) {
+  if (tagger != nullptr && !tagger->feature_columns.empty()) {  // ner.data.conll.check_text_input's message
+    std::string columns;
+    for (int column : tagger->feature_columns) columns += (columns.empty() ? "" : ", ") + std::to_string(column);
+    throw std::invalid_argument(tagger->folder + " was trained with CoNLL feature columns [" + columns +
+                                "]; tag CoNLL input instead");
+  }
+  document = document && tagger != nullptr && tagger->context_words > 0;
+  std::unique_ptr<TaggerResult> result =
+      TokenResult(document ? TokenizeInBatches(tagger, texts, num_texts) : Tokenize(tagger, texts, num_texts));
+  result->has_tags = true;
+  // Texts without a token are left out of the batch: they add no token, so the tags of the
+  // others, sentence by sentence, are in the order of the result's tokens.
+  std::vector<int> lengths;
+  for (int length : result->sentence_lengths) {
+    if (length > 0) lengths.push_back(length);
+  }
+  if (!lengths.empty()) {
+    std::vector<const char*> tokens;
+    for (const std::string& token : result->tokens) tokens.push_back(token.c_str());
+    int num_sentences = static_cast<int>(lengths.size());
+    if (document) {
+      TagDocument(tagger, tokens.data(), lengths.data(), num_sentences, nullptr, result.get());
+    } else {
+      TagInto(tagger, tokens.data(), lengths.data(), num_sentences, nullptr, nullptr, result.get());
+    }
+  }
+  result->Finish();
+  return result.release();
 }
 
 }  // namespace
@@ -731,14 +936,41 @@ int tagger_feature_column(const Tagger* tagger, int index) {
   return tagger->feature_columns[index];
 }
 
+int tagger_context_words(const Tagger* tagger) { return tagger == nullptr ? -1 : tagger->context_words; }
+
 TaggerResult* tagger_tag(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
                          const char* const* features) {
+  return tagger_tag_context(tagger, tokens, lengths, num_sentences, features, nullptr, nullptr, nullptr, nullptr);
+}
+
+TaggerResult* tagger_tag_context(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
+                                 const char* const* features, const char* const* left_tokens, const int* left_lengths,
+                                 const char* const* right_tokens, const int* right_lengths) {
+  return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
+    if (tagger == nullptr || tokens == nullptr || lengths == nullptr) throw std::invalid_argument("NULL argument");
+    if (num_sentences < 1) throw std::invalid_argument("no sentences to tag");
+    std::vector<Context> contexts;
+    if (left_lengths != nullptr || right_lengths != nullptr) {
+      contexts = GivenContexts(num_sentences, left_tokens, left_lengths, right_tokens, right_lengths);
+    }
+    auto result = std::make_unique<TaggerResult>();
+    result->has_tags = true;
+    TagInto(tagger, tokens, lengths, num_sentences, features, contexts.empty() ? nullptr : contexts.data(),
+            result.get());
+    result->sentence_lengths.assign(lengths, lengths + num_sentences);
+    result->Finish();
+    return result.release();
+  });
+}
+
+TaggerResult* tagger_tag_document(Tagger* tagger, const char* const* tokens, const int* lengths, int num_sentences,
+                                  const char* const* features) {
   return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
     if (tagger == nullptr || tokens == nullptr || lengths == nullptr) throw std::invalid_argument("NULL argument");
     if (num_sentences < 1) throw std::invalid_argument("no sentences to tag");
     auto result = std::make_unique<TaggerResult>();
     result->has_tags = true;
-    TagInto(tagger, tokens, lengths, num_sentences, features, result.get());
+    TagDocument(tagger, tokens, lengths, num_sentences, features, result.get());
     result->sentence_lengths.assign(lengths, lengths + num_sentences);
     result->Finish();
     return result.release();
@@ -754,29 +986,11 @@ TaggerResult* tagger_tokenize(Tagger* tagger, const char* const* texts, int num_
 }
 
 TaggerResult* tagger_tag_text(Tagger* tagger, const char* const* texts, int num_texts) {
-  return Guarded<TaggerResult*>(nullptr, [&]() -> TaggerResult* {
-    if (tagger != nullptr && !tagger->feature_columns.empty()) {  // ner.data.conll.check_text_input's message
-      std::string columns;
-      for (int column : tagger->feature_columns) columns += (columns.empty() ? "" : ", ") + std::to_string(column);
-      throw std::invalid_argument(tagger->folder + " was trained with CoNLL feature columns [" + columns +
-                                  "]; tag CoNLL input instead");
-    }
-    std::unique_ptr<TaggerResult> result = TokenResult(Tokenize(tagger, texts, num_texts));
-    result->has_tags = true;
-    // Texts without a token are left out of the batch: they add no token, so the tags of the
-    // others, sentence by sentence, are in the order of the result's tokens.
-    std::vector<int> lengths;
-    for (int length : result->sentence_lengths) {
-      if (length > 0) lengths.push_back(length);
-    }
-    if (!lengths.empty()) {
-      std::vector<const char*> tokens;
-      for (const std::string& token : result->tokens) tokens.push_back(token.c_str());
-      TagInto(tagger, tokens.data(), lengths.data(), static_cast<int>(lengths.size()), nullptr, result.get());
-    }
-    result->Finish();
-    return result.release();
-  });
+  return Guarded<TaggerResult*>(nullptr, [&] { return TagTexts(tagger, texts, num_texts, false); });
+}
+
+TaggerResult* tagger_tag_text_document(Tagger* tagger, const char* const* texts, int num_texts) {
+  return Guarded<TaggerResult*>(nullptr, [&] { return TagTexts(tagger, texts, num_texts, true); });
 }
 
 int tagger_has_tokenizer(const Tagger* tagger) { return tagger == nullptr ? -1 : tagger->has_tokenizer ? 1 : 0; }

@@ -175,8 +175,8 @@ def _read_frozen(folder: str) -> tuple:
 
 class NativeFrozenTagger:
     """A frozen folder run by the C++ runner's library through ctypes (ner/serving/native.py), with the
-    predict(words, lengths, features) of FrozenTagger: the same tags, from the same graph and
-    the same native head as build/cc/tagger."""
+    predict(words, lengths, features, left_context, right_context) of FrozenTagger: the same tags,
+    from the same graph and the same native head as build/cc/tagger."""
 
     def __init__(self, folder: str, library: str, threads: int = 0):
         """threads: as FrozenTagger's. The files are checked here as FrozenTagger checks them, and
@@ -193,8 +193,11 @@ class NativeFrozenTagger:
             raise ValueError(f"{folder}: the C++ runner's library {library} cannot be loaded: {e} "
                              f"(set {NATIVE_LIBRARY_ENV}= to run frozen folders in TensorFlow instead)") from None
         self._takes_features = self._tagger.num_feature_columns > 0
+        self._takes_context = self._tagger.context_words > 0
 
-    def predict(self, words, lengths, features):
+    def predict(self, words, lengths, features, left_context=None, right_context=None):
+        """left_context, right_context: [B, C] words, '' padding after them, as FrozenTagger takes
+        them (None: each sentence alone); read only by a model that reads document context."""
         words, lengths = np.asarray(words), np.asarray(lengths)
         present = [b for b, length in enumerate(lengths) if length > 0]  # the C API takes no empty sentence
         tags = np.full(words.shape, b"", dtype=object)
@@ -202,7 +205,11 @@ class NativeFrozenTagger:
         if present:
             sentences = [words[b, :lengths[b]].tolist() for b in present]
             values = [np.asarray(features)[b, :lengths[b]].tolist() for b in present] if self._takes_features else None
-            for b, (sentence_tags, sentence_confidences) in zip(present, self._tagger.tag(sentences, values)):
+            contexts = None
+            if self._takes_context and left_context is not None and right_context is not None:
+                sides = np.asarray(left_context), np.asarray(right_context)
+                contexts = [tuple([w for w in side[b].tolist() if w not in ("", b"")] for side in sides) for b in present]
+            for b, (sentence_tags, sentence_confidences) in zip(present, self._tagger.tag(sentences, values, contexts)):
                 tags[b, :lengths[b]] = [tag.encode() for tag in sentence_tags]
                 confidence[b, :lengths[b]] = sentence_confidences
         return {"tags": tags, "confidence": confidence}

@@ -19,6 +19,8 @@ MAX_MANIFEST_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
 MAX_MANIFEST_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
 TOKENIZER_OUTPUTS = ("tokens", "lengths", "starts", "ends")  # ner.data.tokenizer.tokenize_graph's
 MAX_FEATURE_COLUMN = 2**31 - 2    # the C API's column numbers are ints, and its runner counts column + 1 fields
+MAX_CONTEXT_WORDS = 1 << 20       # "context_words": tagger.cc's kMaxContextWords, far beyond any BERT window
+CONTEXT_INPUTS = ("left_context", "right_context")  # what a model that reads document context is fed
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # the heads' scores become float32s
 
 
@@ -134,6 +136,14 @@ def check_manifest(manifest: dict, path: str) -> None:
         _string(inputs, "features", path, "inputs")
     elif "features" in inputs:
         raise ValueError(f'{path}: expected no "features" in "inputs", as "feature_columns" is empty')
+    context_words = manifest.get("context_words", 0)  # absent in folders written before models read document context
+    if type(context_words) is not int or not 0 <= context_words <= MAX_CONTEXT_WORDS:
+        raise ValueError(f'{path}: expected "context_words" to be a whole number from 0 to {MAX_CONTEXT_WORDS}')
+    for key in CONTEXT_INPUTS:
+        if context_words:
+            _string(inputs, key, path, "inputs")
+        elif key in inputs:
+            raise ValueError(f'{path}: expected no "{key}" in "inputs", as "context_words" is 0')
     libraries = manifest.get("op_libraries", [])
     if not isinstance(libraries, list) or not all(isinstance(name, str) and name not in ("", ".", "..")
                                                    and "/" not in name for name in libraries):
@@ -151,7 +161,6 @@ def check_manifest(manifest: dict, path: str) -> None:
             _string(outputs, key, path, "outputs")
 
 
-
 def read_frozen_files(folder: str) -> tuple[Config, dict, str, str]:
     """-> (config, manifest, the manifest's path, the graph's path) of a frozen folder; an error
     names a file that is missing or malformed."""
@@ -164,4 +173,7 @@ def read_frozen_files(folder: str) -> tuple[Config, dict, str, str]:
     if manifest["feature_columns"] != config.feature_columns:
         raise ValueError(f'{manifest_path}: expected "feature_columns" {config.feature_columns} as in {config_path}, '
                          f'found {manifest["feature_columns"]}')
+    if manifest.get("context_words", 0) != config.context_words:
+        raise ValueError(f'{manifest_path}: expected "context_words" {config.context_words} as in {config_path}, '
+                         f'found {manifest.get("context_words", 0)}')
     return config, manifest, manifest_path, file_inside(folder, manifest["graph"], "frozen graph")

@@ -3,8 +3,12 @@ language would call it, and what ner.serving.loaders.NativeFrozenTagger runs fro
 
     tagger = CTagger("build/cc/libtagger.so", "runs/NAME/frozen", threads=1)
     tags, confidences = tagger.tag([["Angela", "Merkel", "visited", "Paris"]])[0]
+    # A model that reads document context (tagger.context_words > 0): each sentence's words around it
+    tags, confidences = tagger.tag([["Merkel", "visited", "Paris"]], contexts=[(["Angela"], ["today", "."])])[0]
+    tagged = tagger.tag_document([["Angela", "Merkel", "visited", "Paris", "."], ["She", "left", "."]])
     tokens = tagger.tokenize(["Angela Merkel visited Paris."])[0]       # [("Angela", 0, 6), ...]
     tokens, tags, confidences = tagger.tag_text(["Angela Merkel visited Paris."])[0]
+    tagged = tagger.tag_text_document(["Angela Merkel visited Paris.", "She left."])  # one document
 """
 from __future__ import annotations
 
@@ -25,8 +29,14 @@ def _load(library_path: str) -> ctypes.CDLL:
     lib.tagger_close.argtypes = [ctypes.c_void_p]
     lib.tagger_num_feature_columns.argtypes = [ctypes.c_void_p]
     lib.tagger_num_feature_columns.restype = ctypes.c_int
-    lib.tagger_tag.argtypes = [ctypes.c_void_p, strings, ctypes.POINTER(ctypes.c_int), ctypes.c_int, strings]
-    lib.tagger_tag.restype = ctypes.c_void_p
+    ints = ctypes.POINTER(ctypes.c_int)
+    for name in ("tagger_tag", "tagger_tag_document"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p, strings, ints, ctypes.c_int, strings]
+        getattr(lib, name).restype = ctypes.c_void_p
+    lib.tagger_tag_context.argtypes = [ctypes.c_void_p, strings, ints, ctypes.c_int, strings, strings, ints, strings, ints]
+    lib.tagger_tag_context.restype = ctypes.c_void_p
+    lib.tagger_context_words.argtypes = [ctypes.c_void_p]
+    lib.tagger_context_words.restype = ctypes.c_int
     lib.tagger_result_size.argtypes = [ctypes.c_void_p]
     lib.tagger_result_size.restype = ctypes.c_size_t
     lib.tagger_result_tags.argtypes = [ctypes.c_void_p]
@@ -36,7 +46,7 @@ def _load(library_path: str) -> ctypes.CDLL:
     lib.tagger_result_free.argtypes = [ctypes.c_void_p]
     lib.tagger_has_tokenizer.argtypes = [ctypes.c_void_p]
     lib.tagger_has_tokenizer.restype = ctypes.c_int
-    for name in ("tagger_tokenize", "tagger_tag_text"):
+    for name in ("tagger_tokenize", "tagger_tag_text", "tagger_tag_text_document"):
         getattr(lib, name).argtypes = [ctypes.c_void_p, strings, ctypes.c_int]
         getattr(lib, name).restype = ctypes.c_void_p
     lib.tagger_result_num_sentences.argtypes = [ctypes.c_void_p]
@@ -54,6 +64,14 @@ def _utf8(text: str | bytes) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
 
+def _strings(values: Sequence[str | bytes]):
+    return (ctypes.c_char_p * len(values))(*map(_utf8, values))
+
+
+def _ints(values: Sequence[int]):
+    return (ctypes.c_int * len(values))(*values)
+
+
 class CTagger:
     def __init__(self, library_path: str, frozen_dir: str, threads: int = 1):
         self._handle = None  # for close() when loading the library fails
@@ -63,6 +81,8 @@ class CTagger:
             raise TaggerError(self._lib.tagger_last_error().decode())
         self.num_feature_columns = self._lib.tagger_num_feature_columns(self._handle)
         self.has_tokenizer = self._lib.tagger_has_tokenizer(self._handle) == 1
+        # How many words of its document the model reads on each side of a sentence (0: none).
+        self.context_words = self._lib.tagger_context_words(self._handle)
 
     def close(self):
         if self._handle:
@@ -72,18 +92,38 @@ class CTagger:
     def __del__(self):
         self.close()
 
-    def tag(self, sentences: Sequence[Sequence[str]], features: Sequence[Sequence[Sequence[str]]] | None = None
-            ) -> list[tuple[list[str], list[float]]]:
+    def tag(self, sentences: Sequence[Sequence[str]], features: Sequence[Sequence[Sequence[str]]] | None = None,
+            contexts: Sequence[tuple[Sequence[str], Sequence[str]]] | None = None) -> list[tuple[list[str], list[float]]]:
         """One batch: sentences of tokens (and, for models with feature columns, per token its
-        feature values), as str or UTF-8 bytes -> per sentence (IOB2 tags, confidences)."""
-        tokens = [_utf8(token) for sentence in sentences for token in sentence]
-        token_array = (ctypes.c_char_p * len(tokens))(*tokens)
-        lengths = (ctypes.c_int * len(sentences))(*(len(sentence) for sentence in sentences))
+        feature values), as str or UTF-8 bytes -> per sentence (IOB2 tags, confidences). contexts:
+        per sentence the words of its document before it (nearest last) and after it (nearest
+        first), which a model that reads document context reads beside it; None: each sentence
+        alone (tagger_tag; with contexts tagger_tag_context)."""
+        arguments = (self._handle, *self._sentences(sentences, features))
+        if contexts is None:
+            return self._tagged(self._lib.tagger_tag(*arguments), sentences)
+        sides = []
+        for side in range(2):
+            rows = [context[side] for context in contexts]
+            sides += [_strings([word for row in rows for word in row]), _ints([len(row) for row in rows])]
+        return self._tagged(self._lib.tagger_tag_context(*arguments, *sides), sentences)
+
+    def tag_document(self, sentences: Sequence[Sequence[str]], features: Sequence[Sequence[Sequence[str]]] | None = None
+                     ) -> list[tuple[list[str], list[float]]]:
+        """tag() of sentences that are one document, in order: the library gives each the words
+        around it (tagger_tag_document)."""
+        return self._tagged(self._lib.tagger_tag_document(self._handle, *self._sentences(sentences, features)), sentences)
+
+    @staticmethod
+    def _sentences(sentences, features) -> tuple:
+        """tagger_tag's arguments after the tagger: tokens, lengths, the count, features."""
+        tokens = _strings([token for sentence in sentences for token in sentence])
         feature_array = None
         if features is not None:
-            values = [_utf8(value) for sentence in features for token in sentence for value in token]
-            feature_array = (ctypes.c_char_p * len(values))(*values)
-        result = self._lib.tagger_tag(self._handle, token_array, lengths, len(sentences), feature_array)
+            feature_array = _strings([value for sentence in features for token in sentence for value in token])
+        return tokens, _ints([len(sentence) for sentence in sentences]), len(sentences), feature_array
+
+    def _tagged(self, result, sentences) -> list[tuple[list[str], list[float]]]:
         if not result:
             raise TaggerError(self._lib.tagger_last_error().decode())
         try:
@@ -107,6 +147,11 @@ class CTagger:
         """Raw texts tokenized and tagged in one batch -> per text ((token, start, end) list, IOB2
         tags, confidences); a text without a token gets three empty lists."""
         return self._call_text(self._lib.tagger_tag_text, texts)
+
+    def tag_text_document(self, texts: Sequence[str | bytes]) -> list[tuple[list[tuple[str, int, int]], list[str], list[float]]]:
+        """tag_text() of texts (lines) that are the sentences of one document, in order
+        (tagger_tag_text_document)."""
+        return self._call_text(self._lib.tagger_tag_text_document, texts)
 
     def _call_text(self, function, texts: Sequence[str | bytes]) -> list:
         encoded = [_utf8(text) for text in texts]

@@ -1,7 +1,8 @@
 """inference/cc: the CMake build, the tagger command against inference.py, the C API through
 ctypes, raw text tokenized by the folder's tokenizer graph as the checkpoint tokenizes it,
-malformed input that must end in a clean error, never a crash, and the serving.json files that
-the Python loader refuses (test_loaders.py), refused with the same messages.
+malformed input that must end in a clean error, never a crash, the serving.json files that the
+Python loader refuses (test_loaders.py), refused with the same messages, and models that read
+document context, tagged document by document as inference.py and the loaders tag them.
 
 Run as a script (python tests/test_cc.py LIBRARY FROZEN_DIR SEED) it is the fuzzing client of
 the C API, in a process of its own so that a crash shows as a signal instead of killing pytest.
@@ -562,3 +563,185 @@ def test_bert_models_tag_alike_in_every_runtime(emb_class, bert_format, extra, c
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout.decode() == "".join("".join(f"{w} {t}\n" for (w, _, _), t in zip(row, result[0])) + "\n"
                                            for row, result in zip(rows, tagged_texts) if row)
+
+
+
+# Models that read document context (bert_context=document): the runner and the C API read a
+# document whole and give each sentence the words around it, as inference.py and the loaders do.
+
+@pytest.fixture(scope="module")
+def context_model(document_model_dir, tmp_path_factory):
+    """(model folder, its frozen folder): conftest's tiny BERT model that reads up to 16 words of its
+    document on each side of a sentence, in windows of 16 pieces."""
+    import freeze
+    frozen = str(tmp_path_factory.mktemp("frozen") / "document")
+    freeze.main(["--model_dir", document_model_dir, "--out", frozen])
+    with open(os.path.join(frozen, "serving.json"), encoding="utf-8") as f:
+        manifest = json.load(f)
+    assert manifest["context_words"] == 16 and {"left_context", "right_context"} <= set(manifest["inputs"])
+    return document_model_dir, frozen
+
+
+def split_sentences(corpus_dir, split="test"):
+    """The split's sentences, -DOCSTART- lines left out; their document numbers say which documents."""
+    from ner.data.conll import read_conll
+    return [s for s in read_conll(os.path.join(corpus_dir, f"{split}.txt")) if not s.docstart]
+
+
+def assert_tagged_alike(tagged, expected, what=""):
+    """The same tags, and confidences within 2e-4 (batches of other sizes may move their last bits)."""
+    assert [list(tags) for tags, _ in tagged] == [list(tags) for tags, _ in expected], what
+    for (_, confidences), (_, reference) in zip(tagged, expected):
+        assert list(confidences) == pytest.approx(list(reference), abs=2e-4), what
+
+
+def largest_difference(tagged, other) -> float:
+    return max(abs(a - b) for (_, x), (_, y) in zip(tagged, other) for a, b in zip(x, y))
+
+
+def test_context_model_tags_alike_in_the_loaders_and_the_c_api(context_model, cc_build, corpus_dir):
+    """NativeFrozenTagger, FrozenTagger and the checkpoint on sentences with their document contexts;
+    the C API's own document rule (tagger_tag_document) and explicit contexts (tagger_tag_context)
+    give the same; tagged alone, each sentence reads no context, and that moves the confidences."""
+    import dataclasses
+
+    from ner.data.documents import NO_CONTEXT, document_contexts
+    from ner.model.tagging import tag_sentences
+    from ner.serving.loaders import FrozenTagger, NativeFrozenTagger, load_checkpoint
+    model_dir, frozen = context_model
+    library = os.path.join(cc_build, "libtagger.so")
+    sentences = split_sentences(corpus_dir)
+    contexts = document_contexts(sentences, 16)
+    assert sum(len(left) + len(right) == 32 for left, right in contexts) > len(sentences) // 3  # windows trim them
+    checkpoint = load_checkpoint(model_dir)
+    expected = tag_sentences(checkpoint, sentences, "iob2", batch_size=8)
+    alone = tag_sentences(checkpoint, sentences, "iob2", batch_size=8, contexts=[NO_CONTEXT] * len(sentences))
+    assert largest_difference(expected, alone) > 1e-3
+    for model in (FrozenTagger(frozen), NativeFrozenTagger(frozen, library)):
+        assert_tagged_alike(tag_sentences(model, sentences, "iob2", batch_size=8), expected, type(model).__name__)
+        assert_tagged_alike(tag_sentences(model, sentences, "iob2", batch_size=8, contexts=[NO_CONTEXT] * len(sentences)),
+                            alone, type(model).__name__ + " alone")
+
+    c_tagger = CTagger(library, frozen)
+    assert c_tagger.context_words == 16
+    words = [s.words for s in sentences]
+    assert_tagged_alike(c_tagger.tag(words, contexts=contexts), expected, "tagger_tag_context")
+    assert_tagged_alike(c_tagger.tag(words), alone, "tagger_tag")
+    documents = {}
+    for sentence in sentences:
+        documents.setdefault(sentence.document, []).append(sentence.words)
+    assert_tagged_alike([t for document in documents.values() for t in c_tagger.tag_document(document)], expected,
+                        "tagger_tag_document")
+    # A document of more sentences than libtagger tags in one batch: dev and test as one.
+    long_document = [dataclasses.replace(s, document=0) for s in [*split_sentences(corpus_dir, "dev"), *sentences]]
+    assert len(long_document) > 64
+    assert_tagged_alike(c_tagger.tag_document([s.words for s in long_document]),
+                        tag_sentences(checkpoint, long_document, "iob2", batch_size=16), "a long document")
+
+
+def test_c_api_contexts_are_checked(context_model, cc_build, frozen_dir, tmp_path):
+    from test_loaders import edit_manifest
+
+    from ner.serving.loaders import load_model
+    # The graph's context inputs have the dtype they are fed, or the folder is refused alike.
+    folder, _ = damaged_copy(context_model[1], tmp_path, edit_manifest(
+        lambda m: m["inputs"].update(right_context=m["inputs"]["lengths"])))
+    with pytest.raises(ValueError) as python_error:
+        load_model(folder)
+    with pytest.raises(TaggerError) as c_error:
+        CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+    assert str(c_error.value) == str(python_error.value) and '("right_context" in "inputs")' in str(c_error.value)
+
+    c_tagger = CTagger(os.path.join(cc_build, "libtagger.so"), context_model[1])
+    for contexts, message in (([(["a", ""], [])], "word 1 of the left context of sentence 0 is empty"),
+                              ([([], [b"caf\xe9"])], "word 0 of the right context of sentence 0 is not UTF-8")):
+        with pytest.raises(TaggerError, match=message):
+            c_tagger.tag([["Paris"]], contexts=contexts)
+    for bad, message in (([["Paris"], []], "sentence 1 is empty"), ([], "no sentences"),
+                         ([["Paris"], ["a", b"\xff"]], "token 1 of sentence 1 is not UTF-8")):
+        with pytest.raises(TaggerError, match=message):
+            c_tagger.tag_document(bad)
+    # A model without context ignores contexts, and its documents are sentences.
+    plain = CTagger(os.path.join(cc_build, "libtagger.so"), frozen_dir)
+    assert plain.context_words == 0
+    sentences = [["Angela", "Merkel", "visited", "Paris"], ["She", "left"]]
+    assert plain.tag_document(sentences) == plain.tag(sentences) == plain.tag(sentences, contexts=[(["x"], ["y"])] * 2)
+    texts = ["Angela Merkel visited Paris.", "", "She left."]
+    assert plain.tag_text_document(texts) == plain.tag_text(texts)
+
+
+def test_runner_tags_conll_documents_as_inference_py_does(context_model, cc_build, corpus_dir, tmp_path):
+    """Byte for byte, a document from one -DOCSTART- line to the next (or the end), from the frozen
+    and the export folder."""
+    import export
+    import inference
+    model_dir, frozen = context_model
+    source = os.path.join(corpus_dir, "test.txt")
+    expected = tmp_path / "pred.txt"
+    inference.main(["--model_dir", model_dir, "--input", source, "--output", str(expected), "--scheme", "iob2"])
+    assert any(line.split()[-1] != "O" for line in expected.read_text(encoding="utf-8").splitlines() if line)  # entities
+    export_dir = str(tmp_path / "export")
+    export.main(["--model_dir", model_dir, "--out", export_dir])
+    for folder in (frozen, export_dir):  # the C API reads either's serving.json
+        done = tagger(cc_build, folder, open(source, "rb").read())
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode() == expected.read_text(encoding="utf-8")
+        assert b"60 sentences in 7 documents" in done.stderr and b"per document" in done.stderr
+    # A bad line in the second sentence of the third document: what came before it is written, its
+    # document's first sentence tagged as the document read so far (as if the input ended there).
+    lines = open(source, encoding="utf-8").read().split("\n")
+    third = [i for i, line in enumerate(lines) if line.startswith("-DOCSTART-")][2]
+    first_end = lines.index("", third + 2)  # the blank line after the document's first sentence
+    lines[first_end + 2] = "two columns"
+    truncated = tmp_path / "truncated.txt"
+    truncated.write_text("\n".join(lines[:first_end + 1]) + "\n", encoding="utf-8")
+    inference.main(["--model_dir", model_dir, "--input", str(truncated), "--output", str(expected), "--scheme", "iob2"])
+    done = tagger(cc_build, frozen, "\n".join(lines).encode())
+    assert done.returncode == 1
+    assert f"<stdin>:{first_end + 3}: expected 4 columns like line".encode() in done.stderr, done.stderr.decode()
+    assert done.stdout.decode() == expected.read_text(encoding="utf-8")
+
+
+def text_documents(corpus_dir) -> list[list[str]]:
+    """Documents of raw text, one sentence a line: short and long ones (the longest has more lines
+    than libtagger tokenizes at once), with a line of no token (it gives its neighbours no words)."""
+    lines = [" ".join(s.words) for s in [*split_sentences(corpus_dir, "dev"), *split_sentences(corpus_dir)]]
+    return [lines[:5] + ["\u200b"] + lines[5:9], lines[9:12], lines[12:90], ["Angela Merkel visited Paris ."], lines[90:]]
+
+
+def test_runner_tags_text_documents_as_inference_py_does(context_model, cc_build, corpus_dir, tmp_path):
+    """Blank lines (whitespace as Python's str.strip() sees it, or none) end documents of raw text:
+    --format text byte for byte, --json with its confidences, as inference.py writes them; each
+    line its own document reads no context, and that moves the confidences."""
+    import inference
+    model_dir, frozen = context_model
+    documents = text_documents(corpus_dir)
+    blanks = ["\n \t\n", "\n\u00a0\u3000\n", "\n\n\n", "\n\n"]  # end the last line, then blank lines
+    stdin = ("\n" + "".join(document + blank for document, blank in zip(map("\n".join, documents), blanks + [""]))
+             + "\n").encode()
+    source = tmp_path / "in.txt"
+    source.write_bytes(stdin)
+    outputs = {}
+    for args in ([], ["--json"]):
+        out = tmp_path / "out.txt"
+        inference.main(["--model_dir", model_dir, "--input", str(source), "--output", str(out), "--format", "text", *args])
+        done = tagger(cc_build, frozen, stdin, "--format", "text", *args)
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"in 5 documents" in done.stderr
+        outputs[bool(args)] = expected, got = out.read_text(encoding="utf-8"), done.stdout.decode()
+        if not args:
+            assert got == expected
+            continue
+        expected, got = ([json.loads(line) for line in text.splitlines()] for text in (expected, got))
+        assert len(got) == len(expected) == sum(map(len, documents)) - 1  # the line of no token writes nothing
+        for python_line, runner_line in zip(expected, got):
+            assert runner_line["confidences"] == pytest.approx(python_line["confidences"], abs=2e-4)
+            python_line["confidences"] = runner_line["confidences"] = None
+            for entity in python_line["entities"] + runner_line["entities"]:
+                entity["confidence"] = round(entity["confidence"], 2)
+            assert runner_line == python_line
+    alone = tagger(cc_build, frozen, "".join(line + "\n\n" for document in documents for line in document).encode(), "--json")
+    assert alone.returncode == 0, alone.stderr.decode()
+    confidences = [[json.loads(line)["confidences"] for line in text.splitlines()]
+                   for text in (outputs[True][1], alone.stdout.decode())]
+    assert max(abs(a - b) for x, y in zip(*confidences) for a, b in zip(x, y)) > 1e-3

@@ -201,6 +201,17 @@ BAD_MANIFESTS = {
     "feature_columns true": setting("feature_columns", [True]),
     "feature_columns without features": setting("feature_columns", [1]),
     "features without feature_columns": edit_manifest(lambda m: m["inputs"].update(features=m["inputs"]["words"])),
+    "context_words a string": setting("context_words", "16"),
+    "context_words negative": setting("context_words", -1),
+    "context_words 16.0": setting("context_words", 16.0),
+    "context_words true": setting("context_words", True),
+    "context_words beyond the bound": setting("context_words", (1 << 20) + 1),
+    "context_words without left_context": setting("context_words", 16),
+    "context_words without right_context": edit_manifest(
+        lambda m: (m.update(context_words=16), m["inputs"].update(left_context=m["inputs"]["words"]))),
+    "left_context without context_words": edit_manifest(lambda m: m["inputs"].update(left_context=m["inputs"]["words"])),
+    "right_context with context_words 0": edit_manifest(
+        lambda m: (m.update(context_words=0), m["inputs"].update(right_context=m["inputs"]["words"]))),
     "words a number": setting("words", 0, "inputs"),
     "words no tensor name": setting("words", "words", "inputs"),
     "words not in the graph": setting("words", "nowhere:0", "inputs"),
@@ -269,6 +280,15 @@ def test_feature_columns_that_differ_from_the_config_are_refused(frozen_dir, tmp
     with pytest.raises(ValueError) as error:
         load_model(folder)
     assert str(error.value).startswith(f'{named}: expected "feature_columns" [] as in {folder}/config.json, found [1]')
+
+
+def test_context_words_that_differ_from_the_config_are_refused(frozen_dir, tmp_path):
+    """The Python loaders take "context_words" from config.json too; serving.json must agree."""
+    folder, named = damaged_copy(frozen_dir, tmp_path, edit_manifest(lambda m: (
+        m.update(context_words=16), m["inputs"].update(left_context=m["inputs"]["words"], right_context=m["inputs"]["words"]))))
+    with pytest.raises(ValueError) as error:
+        load_model(folder)
+    assert str(error.value) == f'{named}: expected "context_words" 0 as in {folder}/config.json, found 16'
 
 
 def test_scores_that_do_not_fit_the_head_are_refused_when_tagging(frozen_dir, tmp_path):
