@@ -1,7 +1,9 @@
 """Loading any form of a model folder for tagging: the folder itself (its best checkpoint), its
 export/ (SavedModel) or its frozen/ (GraphDef, run on the C++ runner's library when there is one,
 else in a TensorFlow session). Each gives an object with `config` and `predict(words, lengths,
-features)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}, and the same predictions, and
+features, left_context=None, right_context=None)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}
+(the context only for models that read document context; None: each sentence its own document),
+and the same predictions, and
 `tokenize(texts)` -> each raw text's (token, start, end), from the same tokenizer graph."""
 from __future__ import annotations
 
