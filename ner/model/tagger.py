@@ -92,7 +92,9 @@ class Tagger(tf.Module):
             left_context, right_context = no_context(np.shape(lengths)[0]).values()
         return self._predict(words, lengths, features, left_context, right_context)
 
-    @tf.function(input_signature=[WORDS, LENGTHS, FEATURES, LEFT_CONTEXT, RIGHT_CONTEXT])
+    # autograph=False: the model has no Python control flow on tensors, and converting it took
+    # most of a checkpoint's load time.
+    @tf.function(input_signature=[WORDS, LENGTHS, FEATURES, LEFT_CONTEXT, RIGHT_CONTEXT], autograph=False)
     def _predict(self, words, lengths, features, left_context, right_context):
         return self.predictions(words, lengths, features, (left_context, right_context))
 

@@ -59,7 +59,7 @@ def serving_function(model: Tagger, with_emissions: bool = False):
         features = named.get("features", tf.fill(tf.concat([tf.shape(words), [0]], axis=0), ""))
         context = (named["left_context"], named["right_context"]) if "left_context" in named else None
         return model.predictions(words, named["lengths"], features, context, with_emissions)
-    return tf.function(serve, input_signature=specs).get_concrete_function()
+    return tf.function(serve, input_signature=specs, autograph=False).get_concrete_function()
 
 
 def head_description(model: Tagger) -> dict | None:

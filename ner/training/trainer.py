@@ -66,7 +66,7 @@ class Trainer:
                        else tf.summary.create_noop_writer())
         step = self._train_step if strategy is None else self._distributed_step
         self.train_step = tf.function(step, input_signature=[WORDS, LENGTHS, FEATURES, TAGS, LEFT_CONTEXT,
-                                                             RIGHT_CONTEXT])
+                                                             RIGHT_CONTEXT], autograph=False)
         self.agree = distribute.first_replica_values(strategy) if strategy is not None else None
 
     def _resume(self):
