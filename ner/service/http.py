@@ -15,8 +15,10 @@ Each request is one document: a model that reads document context (bert_context=
 each of its sentences beside the others, in request order, and never beside another request's.
 
 Tagging runs on one worker thread, so the event loop keeps accepting requests while a batch is
-tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A batch
-whose tagging call raises is tagged again request by request, so that one bad request fails alone.
+tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A request
+that finds the service idle (nothing tagged, nothing queued) is tagged at once on the event loop:
+there is nothing to batch it with, and that saves two thread hand-offs. A batch whose tagging
+call raises is tagged again request by request, so that one bad request fails alone.
 """
 from __future__ import annotations
 
@@ -214,12 +216,15 @@ class MicroBatcher:
     is answered 500. Each request is one document: its sentences get its position in the batch as
     their document number, so that requests tagged together never read each other's words."""
 
-    def __init__(self, tag, max_batch: int, max_wait: float, max_queue: int, metrics: Metrics):
+    def __init__(self, tag, max_batch: int, max_wait: float, max_queue: int, metrics: Metrics,
+                 inline_when_idle: bool = True):
         self._tag, self.max_batch, self.max_wait = tag, max_batch, max_wait
         self._queue: asyncio.Queue = asyncio.Queue(max_queue)
         self._metrics = metrics
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="tagging")
         self._task: asyncio.Task | None = None
+        self.inline_when_idle = inline_when_idle
+        self._idle = False  # the batching task waits for a first request: no batch is gathered or tagged
 
     @property
     def queued(self) -> int:
@@ -241,6 +246,8 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def tag(self, sentences: list[Sentence]) -> list:
+        if self.inline_when_idle and self._idle and self._queue.empty():
+            return self._tag_alone(sentences)
         future = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((sentences, future))
@@ -249,7 +256,11 @@ class MicroBatcher:
         return await future
 
     async def _gather(self) -> list:
-        batch = [await self._queue.get()]
+        self._idle = True
+        try:
+            batch = [await self._queue.get()]
+        finally:
+            self._idle = False
         size = len(batch[0][0])
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while size < self.max_batch:
@@ -277,12 +288,27 @@ class MicroBatcher:
                 if not future.done():  # done: its client has gone
                     await self._tag_and_answer([(request, future)])
 
+    def _tag_alone(self, sentences: list[Sentence]) -> list:
+        """One request tagged here and now, on the event loop; RequestError 500 if tagging raises."""
+        sentences = _as_documents([sentences])
+        try:
+            results = self._tag(sentences)
+        except Exception as error:
+            self._metrics.tagging_errors.inc()
+            raise RequestError(500, f"tagging failed: {error}") from None
+        self._tagged(sentences, 1)
+        return results
+
+    def _tagged(self, sentences: list[Sentence], requests: int):
+        self._metrics.batch_sentences.observe(len(sentences))
+        self._metrics.batch_requests.observe(requests)
+        self._metrics.sentences.inc(len(sentences))
+
     async def _tag_and_answer(self, batch: list) -> bool:
         """Tags the batch in one call on the worker thread and answers its requests. False when the
         call raised for several requests, which are left for the caller to retry; a lone request that
         fails is answered 500 here, and the service goes on."""
-        sentences = [sentence if sentence.document == document else replace(sentence, document=document)
-                     for document, (request, _) in enumerate(batch) for sentence in request]
+        sentences = _as_documents([request for request, _ in batch])
         try:
             results = await asyncio.get_running_loop().run_in_executor(self._executor, self._tag, sentences)
         except Exception as error:
@@ -293,15 +319,19 @@ class MicroBatcher:
             if not future.done():
                 future.set_exception(RequestError(500, f"tagging failed: {error}"))
             return True
-        self._metrics.batch_sentences.observe(len(sentences))
-        self._metrics.batch_requests.observe(len(batch))
-        self._metrics.sentences.inc(len(sentences))
+        self._tagged(sentences, len(batch))
         position = 0
         for request, future in batch:
             if not future.done():  # done: its client has gone
                 future.set_result(results[position:position + len(request)])
             position += len(request)
         return True
+
+
+def _as_documents(requests: list[list[Sentence]]) -> list[Sentence]:
+    """The requests' sentences in order, each request one document (numbered by its position)."""
+    return [sentence if sentence.document == document else replace(sentence, document=document)
+            for document, request in enumerate(requests) for sentence in request]
 
 
 def _error(status: int, message: str, **headers) -> web.Response:
@@ -379,9 +409,10 @@ async def _page(request: web.Request) -> web.Response:
 
 
 def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, max_queue: int = 256,
-             limits: Limits | None = None, tag=None) -> web.Application:
+             limits: Limits | None = None, tag=None, inline_when_idle: bool = True) -> web.Application:
     """The aiohttp application over a loaded model (ner.serving.loaders.load_model). `tag` (sentences ->
-    results) defaults to tag_sentences on the model, in IOB2, max_batch sentences per call."""
+    results) defaults to tag_sentences on the model, in IOB2, max_batch sentences per call.
+    inline_when_idle=False sends every request through the worker thread (a `tag` that blocks must)."""
     limits = limits or Limits()
     if tag is None:
         tag = functools.partial(tag_sentences, model, scheme=SCHEME, batch_size=max_batch)
@@ -392,7 +423,8 @@ def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, 
     app[METRICS] = Metrics()
 
     async def start_batcher(app):
-        batcher = app[BATCHER] = MicroBatcher(tag, max_batch, max_wait, max_queue, app[METRICS])
+        batcher = app[BATCHER] = MicroBatcher(tag, max_batch, max_wait, max_queue, app[METRICS],
+                                                 inline_when_idle)
         app[METRICS].queued.set_function(lambda: batcher.queued)  # read at each scrape
         batcher.start()
         yield

@@ -246,7 +246,7 @@ def test_concurrent_requests_are_tagged_in_one_batch(model, test_sentences):
     words = [list(s.words) for s in test_sentences[:10]]
     expected = reference(model, words)
     gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
-    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate, inline_when_idle=False)
 
     async def scenario(client):
         requests = await queue_behind_gate(client, gate, words)
@@ -264,7 +264,7 @@ def test_overload_answers_503_then_recovers_with_every_request_answered_once(mod
     words = [list(s.words) for s in test_sentences[:20]]
     expected = {tuple(w): answer for w, answer in zip(words, reference(model, words))}
     gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 1), closed=True)
-    app = http.make_app(model, "tiny", max_batch=1, max_wait=0.0, max_queue=4, tag=gate)
+    app = http.make_app(model, "tiny", max_batch=1, max_wait=0.0, max_queue=4, tag=gate, inline_when_idle=False)
 
     async def scenario(client):
         first = asyncio.create_task(post(client, {"tokens": words[0]}))
@@ -295,6 +295,36 @@ def test_overload_answers_503_then_recovers_with_every_request_answered_once(mod
     assert metric(metrics, "ner_queue_requests") == 0
 
 
+def test_an_idle_service_tags_on_the_event_loop_and_a_busy_one_on_the_worker(model, test_sentences):
+    """A request that finds nothing tagged and nothing queued is tagged at once in the event loop's
+    thread; requests that arrive while the worker tags wait for it and go in one batch there."""
+    words = [list(s.words) for s in test_sentences[:6]]
+    expected = reference(model, words)
+    threads, release = [], threading.Event()
+
+    def tag(sentences):
+        threads.append((threading.current_thread().name, len(sentences)))
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(HANG_GUARD)  # holds the worker until the others have queued
+        return tag_sentences(model, sentences, "iob2", 64)
+
+    async def scenario(client):
+        alone = [await post(client, {"tokens": w}) for w in words[:2]]
+        batcher = client.server.app[http.BATCHER]
+        batcher.inline_when_idle = False  # the next request takes the worker
+        first = asyncio.create_task(post(client, {"tokens": words[2]}))
+        await until(lambda: len(threads) == 3)
+        batcher.inline_when_idle = True  # busy: these queue although inline tagging is allowed
+        rest = [asyncio.create_task(post(client, {"tokens": w})) for w in words[3:]]
+        await until(lambda: batcher.queued == len(rest))
+        release.set()
+        return alone + list(await asyncio.gather(first, *rest))
+
+    answers = run_with_client(http.make_app(model, "tiny", max_batch=64, tag=tag), scenario)
+    assert [(name == "MainThread", n) for name, n in threads] == [(True, 1), (True, 1), (False, 1), (False, 3)]
+    assert [(body["sentences"][0]["tags"], body["sentences"][0]["confidences"]) for _, body in answers] == expected
+
+
 def test_a_failing_tagging_call_answers_500_and_the_service_goes_on(model):
     calls = []
 
@@ -321,7 +351,7 @@ def test_a_lone_surrogate_gets_400_and_the_requests_around_it_their_tags(model, 
     words = [list(s.words) for s in test_sentences[:40]] + [["Anna", "\U0001F600", "Lisbon"]]
     expected = reference(model, words)
     gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
-    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate, inline_when_idle=False)
 
     async def scenario(client):
         first = asyncio.create_task(post(client, {"tokens": words[0]}))
@@ -355,7 +385,7 @@ def test_a_failing_batch_is_tagged_again_request_by_request(model, test_sentence
         return tag_sentences(model, sentences, "iob2", 64)
 
     gate = Gate(fails_on_poisoned, closed=True)
-    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate)
+    app = http.make_app(model, "tiny", max_batch=64, max_wait=0.0, tag=gate, inline_when_idle=False)
 
     async def scenario(client):
         requests = await queue_behind_gate(client, gate, words)
@@ -552,7 +582,7 @@ def test_requests_tagged_together_read_none_of_each_others_words(document_model_
     first, second = documents[5], documents[4]
     model = load_model(document_model_dir)
     gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
-    app = http.make_app(model, "document", max_batch=64, max_wait=0.0, tag=gate)
+    app = http.make_app(model, "document", max_batch=64, max_wait=0.0, tag=gate, inline_when_idle=False)
 
     async def scenario(client):
         holding = asyncio.create_task(post(client, {"text": "Paris"}))
