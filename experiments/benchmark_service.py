@@ -5,9 +5,11 @@
 Starts serve.py on 127.0.0.1 (a free port), then for each concurrency C runs C clients, each
 sending one sentence per POST /tag and sending the next as soon as the answer comes, for
 --seconds (at most --max_requests requests per level); the clients run on uvloop, as the service
-does, so that their own overhead weighs less in the latency. Sentences come from --input in file order,
-with the feature columns the model reads. Prints, and with --record adds to results.json,
-requests per second, p50 and p99 latency and the mean sentences per tagging call (from /metrics).
+does, so that their own overhead weighs less in the latency. With --client wrk the load comes from
+wrk (apt install wrk: one C thread, a small fraction of the aiohttp clients' CPU, which share the
+machine with the service). Sentences come from --input in file order, with the feature columns the
+model reads. Prints, and with --record adds to results.json, requests and tokens per second, p50
+and p99 latency and the mean sentences per tagging call (from /metrics).
 """
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.request
 
 import numpy as np
 import uvloop
@@ -48,6 +52,45 @@ def start_server(args, port: int) -> subprocess.Popen:
         if line.startswith(b"serving"):
             return server
     raise SystemExit(f"serve.py did not start: {' '.join(command)}")
+
+
+WRK_SCRIPT = """
+local bodies = {%s}
+local next_body = 0
+request = function()
+  next_body = next_body %% #bodies + 1
+  return wrk.format("POST", "/tag", {["Content-Type"] = "application/json"}, bodies[next_body])
+end
+done = function(summary, latency, requests)
+  io.write(string.format("WRK %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_level(url: str, bodies: list[bytes], concurrency: int, seconds: float) -> dict:
+    """One level driven by wrk (one thread, `concurrency` connections); latencies in its microseconds."""
+    def metrics():
+        with urllib.request.urlopen(url + "metrics") as response:
+            return response.read().decode()
+
+    # Lua long strings [==[ ]==] hold any JSON body that does not itself contain ]==].
+    script = WRK_SCRIPT % ",".join("[==[" + body.decode() + "]==]" for body in bodies)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as f:
+        f.write(script)
+        f.flush()
+        before = metrics()
+        out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "-s", f.name, url + "tag"],
+                             check=True, capture_output=True, text=True).stdout
+        after = metrics()
+    line = next(line for line in out.splitlines() if line.startswith("WRK "))
+    requests, duration_us, errors, p50_us, p99_us = (int(x) for x in line.split()[1:])
+    calls = metric_sum(after, "ner_batch_sentences_count") - metric_sum(before, "ner_batch_sentences_count")
+    tagged = metric_sum(after, "ner_batch_sentences_sum") - metric_sum(before, "ner_batch_sentences_sum")
+    return {"requests_per_s": (requests - errors) / (duration_us / 1e6), "p50_ms": p50_us / 1000,
+            "p99_ms": p99_us / 1000, "statuses": {"ok": requests - errors, "errors": errors},
+            "sentences_per_call": tagged / max(calls, 1), "requests": requests}
 
 
 def metric_sum(text: str, name: str) -> float:
@@ -104,6 +147,8 @@ def main(argv=None):
     parser.add_argument("--text", action="store_true",
                         help='send each sentence as raw text ({"text": words joined by spaces}), which the service '
                              "tokenizes with the model's tokenizer graph")
+    parser.add_argument("--client", choices=("aiohttp", "wrk"), default="aiohttp",
+                        help="load generator: aiohttp clients on uvloop in this process (default), or wrk")
     parser.add_argument("--name", help="results.json entry name (default service_<model folder>_batch<max_batch>, "
                                        "with _text for --text)")
     parser.add_argument("--record", action="store_true", help="add the figures to experiments/results.json")
@@ -117,22 +162,31 @@ def main(argv=None):
     else:
         bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode()
                   for s in sentences]
+    tokens_per_request = sum(len(s.words) for s in sentences) / len(sentences)
     port = free_port()
     server = start_server(args, port)
     url = f"http://127.0.0.1:{port}/"
     model_name = os.path.basename(os.path.dirname(os.path.abspath(args.model_dir)))
-    name = args.name or f"service_{model_name}_batch{args.max_batch}" + ("_text" if args.text else "")
+    name = args.name or (f"service_{model_name}_batch{args.max_batch}" + ("_text" if args.text else "")
+                         + ("_wrk" if args.client == "wrk" else ""))
     command = "python experiments/benchmark_service.py " + " ".join(a for a in (argv or sys.argv[1:]) if a != "--record")
     try:
         uvloop.run(load_level(url, bodies, 4, 2.0, 2000))  # warm-up: graph tracing, first allocations
         for concurrency in args.concurrency:
-            level = uvloop.run(load_level(url, bodies, concurrency, args.seconds, args.max_requests))
-            print(f"{name} concurrency {concurrency}: {level['requests_per_s']:.0f} requests/s, p50 "
+            if args.client == "wrk":
+                level = wrk_level(url, bodies, concurrency, args.seconds)
+            else:
+                level = uvloop.run(load_level(url, bodies, concurrency, args.seconds, args.max_requests))
+            # Requests cycle through the file's sentences, so the mean sentence length stands for theirs.
+            level["tokens_per_s"] = level["requests_per_s"] * tokens_per_request
+            print(f"{name} concurrency {concurrency}: {level['requests_per_s']:.0f} requests/s "
+                  f"(~{level['tokens_per_s']:.0f} tokens/s), p50 "
                   f"{level['p50_ms']:.2f} ms, p99 {level['p99_ms']:.2f} ms, {level['sentences_per_call']:.1f} "
                   f"sentences per tagging call, statuses {level['statuses']}", file=sys.stderr)
             if args.record:
                 run = {"concurrency": concurrency}
                 for metric, value, unit in (("requests_per_s", level["requests_per_s"], "requests/s"),
+                                            ("tokens_per_s", level["tokens_per_s"], "tokens/s"),
                                             ("latency_ms_p50", level["p50_ms"], "ms"),
                                             ("latency_ms_p99", level["p99_ms"], "ms")):
                     results.record(name, args.model_dir, args.input, f"{metric}_c{concurrency}",

@@ -16,8 +16,9 @@ each of its sentences beside the others, in request order, and never beside anot
 
 Tagging runs on one worker thread, so the event loop keeps accepting requests while a batch is
 tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A request
-that finds the service idle (nothing tagged, nothing queued) is tagged at once on the event loop:
-there is nothing to batch it with, and that saves two thread hand-offs. A batch whose tagging
+that finds the service idle (nothing tagged, nothing queued, no other request arriving in the same
+turn of the loop) is tagged at once on the event loop: there is nothing to batch it with, and
+that saves two thread hand-offs. A batch whose tagging
 call raises is tagged again request by request, so that one bad request fails alone.
 """
 from __future__ import annotations
@@ -225,6 +226,7 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self.inline_when_idle = inline_when_idle
         self._idle = False  # the batching task waits for a first request: no batch is gathered or tagged
+        self._inline_claimed = False  # a request waits one loop turn to be tagged inline
 
     @property
     def queued(self) -> int:
@@ -246,8 +248,16 @@ class MicroBatcher:
         self._executor.shutdown(wait=True)
 
     async def tag(self, sentences: list[Sentence]) -> list:
-        if self.inline_when_idle and self._idle and self._queue.empty():
-            return self._tag_alone(sentences)
+        if self.inline_when_idle and self._idle and not self._inline_claimed and self._queue.empty():
+            self._inline_claimed = True
+            try:
+                # One turn of the loop first: requests read together (under load) reach the queue and go
+                # in one batch, where tagging each here in turn would leave every batch one sentence.
+                await asyncio.sleep(0)
+                if self._idle and self._queue.empty():
+                    return self._tag_alone(sentences)
+            finally:
+                self._inline_claimed = False
         future = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait((sentences, future))
