@@ -18,8 +18,8 @@ Tagging runs on one worker thread, so the event loop keeps accepting requests wh
 tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A request
 that finds the service idle (nothing tagged, nothing queued, no other request arriving in the same
 turn of the loop) is tagged at once on the event loop: there is nothing to batch it with, and
-that saves two thread hand-offs. A batch whose tagging
-call raises is tagged again request by request, so that one bad request fails alone.
+that saves two thread hand-offs. A batch whose tagging call raises is tagged again request by
+request, so that one bad request fails alone.
 """
 from __future__ import annotations
 
@@ -304,10 +304,14 @@ class MicroBatcher:
         try:
             results = self._tag(sentences)
         except Exception as error:
-            self._metrics.tagging_errors.inc()
-            raise RequestError(500, f"tagging failed: {error}") from None
+            raise self._failed(error) from None
         self._tagged(sentences, 1)
         return results
+
+    def _failed(self, error: Exception) -> RequestError:
+        """The 500 for a lone request whose tagging raised, counted."""
+        self._metrics.tagging_errors.inc()
+        return RequestError(500, f"tagging failed: {error}")
 
     def _tagged(self, sentences: list[Sentence], requests: int):
         self._metrics.batch_sentences.observe(len(sentences))
@@ -324,10 +328,9 @@ class MicroBatcher:
         except Exception as error:
             if len(batch) > 1:
                 return False
-            self._metrics.tagging_errors.inc()
             future = batch[0][1]
             if not future.done():
-                future.set_exception(RequestError(500, f"tagging failed: {error}"))
+                future.set_exception(self._failed(error))
             return True
         self._tagged(sentences, len(batch))
         position = 0
