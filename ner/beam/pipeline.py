@@ -47,7 +47,12 @@ from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on imp
 from ner.data.documents import NO_CONTEXT, Context, document_contexts  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
-from ner.data.text import TextSentence, iter_text, text_sentences  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.text import (  # noqa: E402  (after the filter: Beam warns on import)
+    TextSentence,
+    iter_text,
+    split_lines,
+    text_sentences,
+)
 
 MALFORMED = "_malformed.txt"
 METRICS = "beam_tag"
@@ -92,7 +97,7 @@ def text_records(data: bytes, name: str, context_words: int = 0) -> list:
     that the model's artifacts hold (ner/data/tokenizer.py), so that the shard is cut into
     inference.py's batches. With context_words, each Record carries its document context."""
     from ner.data.tokenizer import tokenize_texts
-    items = list(iter_text(data.splitlines(), name))
+    items = list(iter_text(split_lines(data), name))
     lines = iter(text_sentences([item for item in items if not isinstance(item, InputError)], tokenize_texts))
     records = []
     for index, item in enumerate(items):

@@ -55,10 +55,13 @@ def iter_text(raw_lines: Iterable[bytes], name: str,
     """Each line that is not blank, with its document's number; a line that is not UTF-8 comes out
     as its InputError, in place of the line, and the reading goes on (it ends no document). With
     document_ends, a DocumentEnd comes out as soon as a blank line ends a document, so that a
-    stream can tag the document before the next one begins. raw_lines: the input's lines, line ends
-    removed."""
+    stream can tag the document before the next one begins. raw_lines: the input's lines without
+    their "\n" (split_lines); a trailing "\r" is dropped here, as the CoNLL reader and the C++
+    runner drop it, and a lone "\r" ends no line."""
     document, open_document = 0, False
     for number, raw in enumerate(raw_lines, 1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
         try:
             text = decode_line(raw, name, number)
         except InputError as e:
@@ -73,10 +76,16 @@ def iter_text(raw_lines: Iterable[bytes], name: str,
                 yield DocumentEnd(number)
 
 
+def split_lines(data: bytes) -> list[bytes]:
+    """A text's lines, split at "\n" only (not at the other ends bytes.splitlines knows), so that a
+    file, a pipe, Beam and the C++ runner number the same lines."""
+    return data.split(b"\n")
+
+
 def parse_text(data: bytes, name: str) -> list[TextLine]:
     """iter_text, strict: the first line that is not UTF-8 raises its InputError."""
     items = []
-    for item in iter_text(data.splitlines(), name):
+    for item in iter_text(split_lines(data), name):
         if isinstance(item, InputError):
             raise item
         items.append(item)

@@ -30,6 +30,13 @@ def test_a_text_without_blank_lines_is_one_document():
     assert [(line.text, line.document) for line in lines] == [("one", 0), ("two", 0), ("three", 0)]
 
 
+def test_lines_end_at_newlines_only_and_lose_a_carriage_return_before_one():
+    # As the C++ runner and a pipe read them: a lone "\r" (or "\x85", "\u2028") is inside its line.
+    lines = parse_text("a\rb\r\nc\x0bd\u2028e\n\r\nf\r".encode(), "in.txt")
+    assert lines == [TextLine("a\rb", 1, 0), TextLine("c\x0bd\u2028e", 2, 0), TextLine("f", 4, 1)]
+    assert list(iter_text([b"a\rb\r", b"c"], "in.txt")) == [TextLine("a\rb", 1, 0), TextLine("c", 2, 0)]
+
+
 def test_document_ends_come_out_at_the_blank_line_that_ends_a_document():
     items = list(iter_text([b"", b"a", b"b", b"", b"", b"c", b""], "in.txt", document_ends=True))
     assert items == [TextLine("a", 2, 0), TextLine("b", 3, 0), DocumentEnd(4), TextLine("c", 6, 1), DocumentEnd(7)]

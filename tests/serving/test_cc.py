@@ -236,7 +236,8 @@ def test_inference_py_and_the_runner_write_the_same_text_and_json(cc_build, froz
     from ner.serving import native
     monkeypatch.setenv(native.NATIVE_LIBRARY_ENV, os.path.join(cc_build, "libtagger.so"))
     source = tmp_path / "in.txt"
-    source.write_bytes("".join(text + "\n" for text in TRICKY_TEXTS).encode())
+    # Lines end at "\n" alone, with or without a "\r" before it; a lone "\r" is inside its line.
+    source.write_bytes("".join(text + "\n" for text in TRICKY_TEXTS).encode() + b"Anna\rflew home\r\nBob ran .\r\n")
     for args in ([], ["--json"]):
         out = tmp_path / "out.txt"
         inference.main(["--model_dir", frozen_dir, "--format", "text", "--input", str(source), "--output", str(out), *args])
