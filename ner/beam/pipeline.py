@@ -43,16 +43,12 @@ from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on imp
     check_feature_columns,
     check_text_input,
     iter_conll,
+    split_lines,
 )
 from ner.data.documents import NO_CONTEXT, Context, document_contexts  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
-from ner.data.text import (  # noqa: E402  (after the filter: Beam warns on import)
-    TextSentence,
-    iter_text,
-    split_lines,
-    text_sentences,
-)
+from ner.data.text import TextSentence, iter_text, text_sentences  # noqa: E402  (after the filter: Beam warns on import)
 
 MALFORMED = "_malformed.txt"
 METRICS = "beam_tag"
@@ -80,7 +76,7 @@ def conll_records(data: bytes, name: str, feature_columns=(), context_words: int
     without the model's feature columns, comes out as its InputError in place of the Record. With
     context_words (the model's config.context_words), each Record carries its document context."""
     items = []
-    for index, item in enumerate(iter_conll(data.split(b"\n"), name)):
+    for index, item in enumerate(iter_conll(split_lines(data), name)):
         if isinstance(item, Sentence):
             try:
                 check_feature_columns(item, feature_columns, name)

@@ -95,7 +95,7 @@ def parse_conll(data: bytes, name: str, tagged: bool = True) -> list[Sentence]:
     Raises InputError naming `name` and the line number.
     """
     sentences = []
-    for item in iter_conll(data.split(b"\n"), name, tagged):
+    for item in iter_conll(split_lines(data), name, tagged):
         if isinstance(item, InputError):
             raise item
         sentences.append(item)
@@ -122,8 +122,6 @@ def iter_conll(raw_lines: Iterable[bytes], name: str, tagged: bool = False) -> I
         return item
 
     for line_number, raw in enumerate(raw_lines, start=1):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
         if line_number == 1 and raw.startswith(_UTF8_BOM):
             raw = raw[len(_UTF8_BOM):]
         try:
@@ -189,7 +187,17 @@ def check_text_input(feature_columns: Sequence[int], model: str) -> None:
                          "tag CoNLL input instead")
 
 
+def split_lines(data: bytes) -> list[bytes]:
+    """A text's lines, split at "\n" only (not at the other ends bytes.splitlines knows), so that a
+    file, a pipe, Beam and the C++ runner number the same lines."""
+    return data.split(b"\n")
+
+
 def decode_line(raw: bytes, name: str, line_number: int) -> str:
+    """A line's text, without the "\r" of a "\r\n" end (a lone "\r" is inside its line, as in the
+    C++ runner); InputError if it is not UTF-8."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:

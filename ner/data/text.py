@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from ner.data.conll import InputError, Sentence, decode_line
+from ner.data.conll import InputError, Sentence, decode_line, split_lines
 
 # A model's tokenize: texts -> each text's (token, start, end)
 Tokenize = Callable[[list[str]], list[list[tuple[str, int, int]]]]
@@ -56,12 +56,9 @@ def iter_text(raw_lines: Iterable[bytes], name: str,
     as its InputError, in place of the line, and the reading goes on (it ends no document). With
     document_ends, a DocumentEnd comes out as soon as a blank line ends a document, so that a
     stream can tag the document before the next one begins. raw_lines: the input's lines without
-    their "\n" (split_lines); a trailing "\r" is dropped here, as the CoNLL reader and the C++
-    runner drop it, and a lone "\r" ends no line."""
+    their "\n" (split_lines)."""
     document, open_document = 0, False
     for number, raw in enumerate(raw_lines, 1):
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
         try:
             text = decode_line(raw, name, number)
         except InputError as e:
@@ -74,12 +71,6 @@ def iter_text(raw_lines: Iterable[bytes], name: str,
             document, open_document = document + 1, False
             if document_ends:
                 yield DocumentEnd(number)
-
-
-def split_lines(data: bytes) -> list[bytes]:
-    """A text's lines, split at "\n" only (not at the other ends bytes.splitlines knows), so that a
-    file, a pipe, Beam and the C++ runner number the same lines."""
-    return data.split(b"\n")
 
 
 def parse_text(data: bytes, name: str) -> list[TextLine]:
