@@ -39,6 +39,10 @@ SIGNATURE = "serving_default"     # the export's serving signature
 TOKENIZER_SIGNATURE = "tokenize"   # the export's raw-text tokenizer (ner/data/tokenizer.py)
 SAVED_MODEL = "saved_model.pb"
 SAVED_VARIABLES = "variables"
+# Bookkeeping of the folder itself, never part of a model (an integrity manifest leaves them out):
+# the marker naming the command that made a folder, and train.py's lock file (holder's PID inside).
+MARKER = ".ner-folder"
+LOCK = ".ner-lock"
 
 
 def column_vocabulary(column: int) -> str:
