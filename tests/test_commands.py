@@ -152,6 +152,30 @@ def test_train_refuses_entity_types_its_vocabularies_lack(two_column_corpus, emb
     assert not model.exists()
 
 
+def test_an_entity_type_only_dev_has_is_named_with_its_line_and_advice_that_works(two_column_corpus, tmp_path):
+    dev = two_column_corpus / "dev.txt"
+    dev.write_text(dev.read_text() + "Aspirin B-DRUG\nhelps O\n", encoding="utf-8")
+    glove = tmp_path / "glove.txt"
+    write_glove(glove, ["the", "gene", "binds"])
+    emb, model = tmp_path / "emb", tmp_path / "m"
+    assert run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb).returncode == 0
+    before = snapshot(two_column_corpus), snapshot(emb)
+    message = ("dev.txt:22: entity type DRUG does not occur in", "train.txt (GENE)", "correct the tag, or add DRUG "
+               "sentences to train.txt and rebuild the vocabularies with embvec.py")
+    assert_user_error(train(two_column_corpus, emb, model), *message)
+    # Rebuilding the vocabularies, as the message says, does not help until train.txt has the type.
+    shutil.rmtree(emb)
+    assert run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb).returncode == 0
+    assert_user_error(train(two_column_corpus, emb, model), *message)
+    assert (snapshot(two_column_corpus), snapshot(emb)) == before
+    assert not model.exists()
+    train_file = two_column_corpus / "train.txt"
+    train_file.write_text(train_file.read_text() + "Aspirin B-DRUG\nhelps O\n", encoding="utf-8")
+    assert run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb).returncode == 0
+    done = train(two_column_corpus, emb, model)
+    assert done.returncode == 0, done.stderr.decode()
+
+
 @pytest.mark.parametrize("assignment, expected", [
     ("learning_rate=NaN", "learning_rate=nan: expected a positive learning rate"),
     ("feature_dim=-4", "feature_dim=-4: expected a positive integer"),

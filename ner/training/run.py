@@ -69,12 +69,36 @@ def check_data_fits(config: Config, vocab: Vocabulary, data_dir: str, splits: di
         path = os.path.join(data_dir, f"{split}.txt")
         for sentence in sentences:
             check_feature_columns(sentence, config.feature_columns, path)
-        types = {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
-        unknown = sorted(types - set(vocab.entity_types))
-        if unknown:
-            raise ValueError(f"{path}: entity type(s) {', '.join(unknown)} missing from "
-                             f"{os.path.join(vocab.folder, model_folder.ENTITY_TYPES)} ({', '.join(vocab.entity_types)}); "
-                             "build the vocabularies with embvec.py from this data")
+    train_path = os.path.join(data_dir, "train.txt")
+    train_types = _entity_types(splits["train"])
+    unknown = sorted(train_types - set(vocab.entity_types))
+    if unknown:
+        raise ValueError(f"{train_path}: entity type(s) {', '.join(unknown)} missing from "
+                         f"{os.path.join(vocab.folder, model_folder.ENTITY_TYPES)} ({', '.join(vocab.entity_types)}); "
+                         "build the vocabularies with embvec.py from this data")
+    # embvec.py takes the entity types from train.txt alone: a type that only another split has
+    # could never be learnt, and rebuilding the vocabularies would not add it.
+    for split, sentences in splits.items():
+        first = _first_tag_outside(sentences, train_types)
+        if first:
+            line, entity_type = first
+            raise ValueError(f"{os.path.join(data_dir, split + '.txt')}:{line}: entity type {entity_type} does not "
+                             f"occur in {train_path} ({', '.join(sorted(train_types)) or 'no types'}), so no model "
+                             f"can learn it; correct the tag, or add {entity_type} sentences to train.txt and "
+                             "rebuild the vocabularies with embvec.py")
+
+
+def _entity_types(sentences: list[Sentence]) -> set[str]:
+    return {tag[2:] for sentence in sentences for tag in sentence.tags if tag != "O"}
+
+
+def _first_tag_outside(sentences: list[Sentence], types: set[str]) -> tuple[int, str] | None:
+    """The line number and type of the first tag whose entity type is not in `types`."""
+    for sentence in sentences:
+        for offset, tag in enumerate(sentence.tags):
+            if tag != "O" and tag[2:] not in types:
+                return sentence.first_line + offset, tag[2:]
+    return None
 
 
 def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: bool = False,
