@@ -43,6 +43,8 @@ SAVED_VARIABLES = "variables"
 # the marker naming the command that made a folder, and train.py's lock file (holder's PID inside).
 MARKER = ".ner-folder"
 LOCK = ".ner-lock"
+# In every model, export and frozen folder: the size and SHA-256 of each file its loaders read (ner/integrity.py).
+INTEGRITY = "integrity.json"
 
 
 def column_vocabulary(column: int) -> str:
