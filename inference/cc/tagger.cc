@@ -15,10 +15,13 @@
 #include <tensorflow/c/tf_tstring.h>
 
 #include <dlfcn.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -37,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "head.h"
+#include "sha256.h"
 #include "utf8.h"
 
 namespace {
@@ -45,6 +49,7 @@ namespace {
 constexpr int64_t kMaxBatchSlots = int64_t{1} << 24;
 constexpr std::streamsize kMaxManifestBytes = 1 << 20;
 constexpr int kMaxManifestDepth = 64;  // containers nested in one another; deeper is no manifest
+constexpr size_t kMaxNumberChars = 100;  // manifest.py's MAX_NUMBER_CHARS: a double never needs more than 24
 // Feature columns are ints in the C API, and the runner (main.cc) counts column + 1 fields.
 constexpr int64_t kMaxFeatureColumn = std::numeric_limits<int>::max() - 1;
 // serving.json's "context_words" (manifest.py's MAX_CONTEXT_WORDS): far beyond any BERT window.
@@ -134,16 +139,81 @@ std::string FileInside(const std::string& folder, const std::string& name) {
   return path;
 }
 
+// Whether `token` is a JSON number (RFC 8259's grammar), so that strtod reads all of it.
+bool IsJsonNumber(std::string_view token) {
+  size_t i = 0;
+  auto digits = [&]() {
+    size_t start = i;
+    while (i < token.size() && token[i] >= '0' && token[i] <= '9') ++i;
+    return i - start;
+  };
+  if (i < token.size() && token[i] == '-') ++i;
+  if (i < token.size() && token[i] == '0') {
+    ++i;
+  } else if (i >= token.size() || token[i] < '1' || token[i] > '9' || digits() == 0) {
+    return false;
+  }
+  if (i < token.size() && token[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < token.size() && (token[i] == 'e' || token[i] == 'E')) {
+    ++i;
+    if (i < token.size() && (token[i] == '+' || token[i] == '-')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == token.size();
+}
+
+// The bounds of a JSON file that the loaders read, checked on its bytes before it is parsed, by
+// the rule of manifest.py's check_json_text (the same tokens: a string is skipped to its closing
+// quote or the end, a bracket counts, a number is a run of number characters that starts with a
+// digit or a minus sign), so that both runtimes refuse with the same message where their parsers
+// would differ: containers nested at most kMaxManifestDepth deep, numbers of at most
+// kMaxNumberChars characters within a double's range. The first violation in the text is named.
+void CheckJsonText(const std::string& text, const std::string& path) {
+  int depth = 0;
+  size_t i = 0;
+  auto is_number_char = [](char c) { return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'; };
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '"') {
+      ++i;
+      while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;  // a backslash escapes the next byte
+      ++i;  // past the closing quote
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxManifestDepth) {
+        throw std::runtime_error(path + ": expected JSON nested at most " + std::to_string(kMaxManifestDepth) +
+                                 " levels deep");
+      }
+      ++i;
+    } else if (c == ']' || c == '}') {
+      depth = std::max(depth - 1, 0);
+      ++i;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t start = i;
+      while (i < text.size() && is_number_char(text[i])) ++i;
+      std::string token = text.substr(start, i - start);
+      if (token.size() > kMaxNumberChars) {
+        throw std::runtime_error(path + ": expected numbers of at most " + std::to_string(kMaxNumberChars) +
+                                 " characters, found one of " + std::to_string(token.size()));
+      }
+      if (IsJsonNumber(token) && std::isinf(std::strtod(token.c_str(), nullptr))) {
+        throw std::runtime_error(path + ": expected numbers within a double's range, found " + token);
+      }
+    } else {
+      ++i;
+    }
+  }
+}
+
 // serving.json, parsed; every error names `path` (nlohmann's own messages name no file). Beyond
-// JSON's rules it refuses deep nesting and NUL characters, which no C string can hold.
+// JSON's rules it refuses what CheckJsonText bounds and NUL characters, which no C string can hold.
 nlohmann::json ReadManifest(const std::string& path) {
   std::string text = ReadFile(path, kMaxManifestBytes);
-  auto check = [&path](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+  CheckJsonText(text, path);
+  auto check = [&path](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
     using Event = nlohmann::json::parse_event_t;
-    if ((event == Event::object_start || event == Event::array_start) && depth >= kMaxManifestDepth) {
-      throw std::runtime_error(path + ": expected JSON nested at most " + std::to_string(kMaxManifestDepth) +
-                               " levels deep");
-    }
     if ((event == Event::key || event == Event::value) && parsed.is_string() &&
         parsed.get_ref<const std::string&>().find('\0') != std::string::npos) {
       throw std::runtime_error(path + ": expected text without NUL characters");
@@ -161,6 +231,111 @@ nlohmann::json ReadManifest(const std::string& path) {
   }
   if (!manifest.is_object()) throw std::runtime_error(path + ": expected a JSON object");
   return manifest;
+}
+
+// A folder's integrity manifest (integrity.json, ner/integrity.py): the size and SHA-256 of every
+// file the loaders read, checked before any of them is read, by integrity.py's rules and with its
+// messages: the size of every listed file first (in name order), then every digest.
+constexpr const char* kIntegrity = "integrity.json";
+const char* const kWriters[] = {"train.py", "export.py", "freeze.py"};
+// integrity.py's _FORMAT: every refusal of a manifest that is not what the writers write says this.
+constexpr const char* kIntegrityFormat =
+    "expected {\"written_by\": \"train.py\", \"export.py\" or \"freeze.py\", \"files\": {name: {\"size\": bytes, "
+    "\"sha256\": 64 lowercase hex digits}}} with names relative to the folder; write the folder again";
+
+struct IntegrityEntry {
+  int64_t size;
+  std::string sha256;
+};
+
+// What integrity.py's _well_formed accepts; the listed files in name order (std::map's byte order
+// is Python's sorted() on the names, code point order).
+bool ParseIntegrity(const nlohmann::json& json, std::string* writer, std::map<std::string, IntegrityEntry>* files) {
+  if (!json.is_object()) return false;
+  auto written_by = json.find("written_by");
+  auto listed = json.find("files");
+  if (written_by == json.end() || !written_by->is_string() || listed == json.end() || !listed->is_object()) return false;
+  *writer = written_by->get<std::string>();
+  if (std::find(std::begin(kWriters), std::end(kWriters), *writer) == std::end(kWriters)) return false;
+  for (const auto& [name, entry] : listed->items()) {
+    if (name.find('\0') != std::string::npos || name.empty() || name[0] == '/') return false;
+    std::stringstream parts(name);
+    for (std::string part; std::getline(parts, part, '/');) {
+      if (part.empty() || part == "." || part == "..") return false;
+    }
+    if (name.back() == '/') return false;  // getline drops the empty last part
+    if (!entry.is_object()) return false;
+    auto size = entry.find("size");
+    auto sha256 = entry.find("sha256");
+    if (size == entry.end() || !size->is_number_integer()) return false;
+    bool in_range = size->is_number_unsigned()
+                        ? size->get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())
+                        : size->get<int64_t>() >= 0;
+    if (!in_range || sha256 == entry.end() || !sha256->is_string()) return false;
+    const std::string& digest = sha256->get_ref<const std::string&>();
+    auto is_hex = [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); };
+    if (digest.size() != 64 || !std::all_of(digest.begin(), digest.end(), is_hex)) return false;
+    (*files)[name] = {size->is_number_unsigned() ? static_cast<int64_t>(size->get<uint64_t>()) : size->get<int64_t>(),
+                      digest};
+  }
+  return true;
+}
+
+// The SHA-256 of a file's bytes, as hex.
+std::string FileDigest(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (file == nullptr) throw std::runtime_error(path + ": cannot read (" + std::strerror(errno) + ")");
+  sha256::Hasher hasher;
+  std::vector<char> buffer(1 << 20);
+  size_t read;
+  while ((read = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0) hasher.Update(buffer.data(), read);
+  if (std::ferror(file.get())) throw std::runtime_error(path + ": cannot read (" + std::strerror(errno) + ")");
+  return hasher.HexDigest();
+}
+
+// Checks the files that folder's integrity manifest lists before anything of the folder is read,
+// and names the first that changed. A folder without one (written before folders kept one) loads
+// with integrity.py's one-line warning on stderr; writer: the command that writes such folders.
+void VerifyIntegrity(const std::string& folder, const std::string& writer_of_kind) {
+  std::string path = Join(folder, kIntegrity);
+  struct stat status;
+  if (stat(path.c_str(), &status) != 0 && errno == ENOENT) {
+    std::string warning = folder + ": warning: no " + kIntegrity + ", so its files are not checked (written before " +
+                          "folders kept one); write it again with " + writer_of_kind + " to add one\n";
+    std::fputs(warning.c_str(), stderr);
+    std::fflush(stderr);
+    return;
+  }
+  std::string text = ReadFile(path, kMaxManifestBytes);
+  CheckJsonText(text, path);
+  std::string writer;
+  std::map<std::string, IntegrityEntry> files;
+  nlohmann::json json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!ParseIntegrity(json, &writer, &files)) throw std::runtime_error(path + ": " + kIntegrityFormat);
+  std::string fix = "restore it, or write the folder again with " + writer;
+  std::string changed = "the file changed since " + writer + " wrote it; " + fix;
+  for (const auto& [name, entry] : files) {
+    std::string file_path = Join(folder, name);
+    if (stat(file_path.c_str(), &status) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) {
+        throw std::runtime_error(file_path + ": missing, though " + path + " lists it; " + fix);
+      }
+      throw std::runtime_error(file_path + ": cannot read (" + std::strerror(errno) + ")");
+    }
+    if (!S_ISREG(status.st_mode)) {
+      throw std::runtime_error(file_path + ": expected a regular file, as " + path + " lists it; " + fix);
+    }
+    if (static_cast<int64_t>(status.st_size) != entry.size) {
+      throw std::runtime_error(file_path + ": " + std::to_string(status.st_size) + " bytes, but " + path + " says " +
+                               std::to_string(entry.size) + ": " + changed);
+    }
+  }
+  for (const auto& [name, entry] : files) {
+    std::string file_path = Join(folder, name);
+    if (FileDigest(file_path) != entry.sha256) {
+      throw std::runtime_error(file_path + ": its SHA-256 is not the one " + path + " lists: " + changed);
+    }
+  }
 }
 
 // find() on a non-object is end(), so a member of something that is no object reads as missing.
@@ -899,6 +1074,7 @@ Tagger* tagger_open(const char* folder, int threads) {
     bool frozen = !std::ifstream(Join(folder, "saved_model.pb"));  // else an export folder
     auto tagger = std::make_unique<Tagger>();
     tagger->folder = folder;
+    VerifyIntegrity(folder, frozen ? "freeze.py" : "export.py");
     tagger->manifest_path = FileInside(folder, "serving.json");
     Manifest manifest = ParseManifest(ReadManifest(tagger->manifest_path), tagger->manifest_path, frozen);
 

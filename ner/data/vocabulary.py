@@ -34,8 +34,13 @@ class Vocabulary:
 
     @property
     def files(self) -> list[str]:
-        return [model_folder.WORDS, model_folder.CHARS, model_folder.ENTITY_TYPES, model_folder.EMBEDDINGS,
-                model_folder.VOCABULARY_META] + [model_folder.column_vocabulary(i) for i in self.columns]
+        return vocabulary_files(self.columns)
+
+
+def vocabulary_files(columns) -> list[str]:
+    """The files of a vocabulary folder whose meta.json lists these feature columns."""
+    return [model_folder.WORDS, model_folder.CHARS, model_folder.ENTITY_TYPES, model_folder.EMBEDDINGS,
+            model_folder.VOCABULARY_META] + [model_folder.column_vocabulary(i) for i in columns]
 
 
 def write_list(path: str, items, reserved: bool = True):
@@ -57,8 +62,46 @@ def _read_list(path: str, reserved: bool = True) -> list[str]:
     if reserved:
         if items[:RESERVED] != [PAD, UNK]:
             raise ValueError(f"{path}:1: expected the reserved entries {PAD} and {UNK} first")
-        items = items[RESERVED:]
-    return items
+    first_line = {}
+    for line, item in enumerate(items, 1):
+        if item in first_line:  # ids would collide: the graph's tables refuse duplicate keys
+            raise ValueError(f'{path}:{line}: "{item}" again (first on line {first_line[item]}); each entry must be '
+                             f"on one line only: {FIX}")
+        first_line[item] = line
+    return items[RESERVED:] if reserved else items
+
+
+# What a vocabulary whose files no longer fit each other needs.
+FIX = "restore the file, or write the vocabularies again with embvec.py (and train again on them)"
+
+
+def _embedding_shape(path: str) -> tuple:
+    """embeddings.npy's shape, read from its header (the model reads the matrix itself)."""
+    headers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    with reading(path, "embedding matrix"), open(path, "rb") as f:
+        shape, _, dtype = headers[np.lib.format.read_magic(f)](f)
+    if dtype.kind != "f":  # a pickled array among others: no loader runs code from a file
+        raise ValueError(f"{path}: expected a matrix of floats, found dtype {dtype}; {FIX}")
+    return shape
+
+
+def _check_fit(vocab: Vocabulary) -> None:
+    """One row of embeddings.npy per line of words.txt, and the sizes meta.json records."""
+    meta_path = os.path.join(vocab.folder, model_folder.VOCABULARY_META)
+    words_path = os.path.join(vocab.folder, model_folder.WORDS)
+    embeddings_path = os.path.join(vocab.folder, model_folder.EMBEDDINGS)
+    shape = _embedding_shape(embeddings_path)
+    lines = len(vocab.words) + RESERVED
+    if len(shape) != 2 or shape[0] != lines:
+        raise ValueError(f"{words_path}: {lines} lines, but {embeddings_path} has shape {list(shape)}, one row per "
+                         f"line: {FIX}")
+    if shape[1] != vocab.meta["dim"]:
+        raise ValueError(f'{embeddings_path}: rows of {shape[1]} numbers, but {meta_path} says "dim" {vocab.meta["dim"]}: '
+                         f"{FIX}")
+    recorded = [vocab.meta.get(key) for key in ("num_pretrained", "num_oov")]
+    if None not in recorded and sum(recorded) != len(vocab.words):
+        raise ValueError(f'{words_path}: {len(vocab.words)} words after {PAD} and {UNK}, but {meta_path} says '
+                         f'"num_pretrained" {recorded[0]} + "num_oov" {recorded[1]}: {FIX}')
 
 
 def load_vocabulary(folder: str) -> Vocabulary:
@@ -67,11 +110,13 @@ def load_vocabulary(folder: str) -> Vocabulary:
     if not all(key in meta for key in ("columns", "dim", "num_oov")):
         raise ValueError(f"{meta_path}: corrupt: expected an object with columns, dim and num_oov")
     columns = {int(i): _read_list(os.path.join(folder, model_folder.column_vocabulary(i))) for i in meta["columns"]}
-    return Vocabulary(
+    vocab = Vocabulary(
         words=_read_list(os.path.join(folder, model_folder.WORDS)),
         chars=_read_list(os.path.join(folder, model_folder.CHARS)),
         entity_types=_read_list(os.path.join(folder, model_folder.ENTITY_TYPES), reserved=False),
         columns=columns, meta=meta, folder=folder)
+    _check_fit(vocab)
+    return vocab
 
 
 def copy_vocabulary(vocab: Vocabulary, folder: str):

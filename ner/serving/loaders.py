@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ner import model_folder
+from ner import integrity, model_folder
 from ner.config import Config
 from ner.data.batching import no_context
 from ner.model_folder import reading
@@ -40,6 +40,7 @@ def load_checkpoint(model_dir: str):
     from ner.training.checkpoints import restore_best
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"{model_dir}: model folder not found")
+    integrity.verify(model_dir, "train.py")
     model = Tagger(Config.load(os.path.join(model_dir, model_folder.CONFIG)), load_vocabulary(model_dir))
     restore_best(model, model_dir)
     return model
@@ -49,6 +50,7 @@ class ExportedTagger:
     """An export folder, with the predict(words, lengths, features) and config of model.Tagger."""
 
     def __init__(self, folder: str):
+        integrity.verify(folder, "export.py")
         self.config = Config.load(os.path.join(folder, model_folder.CONFIG))
         for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
             if not os.path.exists(os.path.join(folder, name)):
@@ -163,6 +165,7 @@ def _read_frozen(folder: str) -> tuple:
     import tensorflow as tf
 
     from ner import op_libraries
+    integrity.verify(folder, "freeze.py")
     config, manifest, manifest_path, graph_path = read_frozen_files(folder)
     op_libraries.load_all(manifest.get("op_libraries", []))  # before the graph that runs their ops
     graph_def = tf.compat.v1.GraphDef()
@@ -181,9 +184,9 @@ class NativeFrozenTagger:
     from the same graph and the same native head as build/cc/tagger."""
 
     def __init__(self, folder: str, library: str, threads: int = 0):
-        """threads: as FrozenTagger's. The files are checked here as FrozenTagger checks them, and
-        the library checks the graph with the same messages: no TensorFlow is loaded in Python."""
-        self.config, _, _, _ = read_frozen_files(folder)
+        """threads: as FrozenTagger's. The library checks the folder's integrity manifest and its
+        serving.json with FrozenTagger's messages (and warns where it has none), then the files
+        that only Python reads are checked here: no TensorFlow is loaded in Python."""
         try:
             self._tagger = CTagger(library, folder, threads)
         except TaggerError as e:
@@ -194,6 +197,7 @@ class NativeFrozenTagger:
         except OSError as e:
             raise ValueError(f"{folder}: the C++ runner's library {library} cannot be loaded: {e} "
                              f"(set {NATIVE_LIBRARY_ENV}= to run frozen folders in TensorFlow instead)") from None
+        self.config, _, _, _ = read_frozen_files(folder)
         self._takes_features = self._tagger.num_feature_columns > 0
         self._takes_context = self._tagger.context_words > 0
 

@@ -11,15 +11,15 @@ import shutil
 import numpy as np
 import pytest
 
-from ner import model_folder
+from ner import integrity, model_folder
 from ner.serving.loaders import load_model
 
 # Not conftest's ROOT: test_cc.py imports this module also when it runs as a script.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Files the Python loaders never read: the training state, TensorBoard logs, and what only other
-# loaders use (the export's serving.json is for the C API; fingerprint.pb is optional).
-UNREAD = ("checkpoints/last/", "logs/", "history.jsonl", "fingerprint.pb")
+# Files the Python loaders never read, nor the integrity manifest lists: the training state,
+# TensorBoard logs, and the folder's bookkeeping (its marker, train.py's lock).
+UNREAD = ("checkpoints/last/", "logs/", "history.jsonl", ".")
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +53,10 @@ def test_missing_or_corrupt_file_is_an_error_naming_it(kind, request, tmp_path):
     source = request.getfixturevalue(kind)
     files = sorted(os.path.relpath(os.path.join(d, f), source) for d, _, names in os.walk(source) for f in names)
     for relative in files:
-        unread = any(relative.startswith(u) or (kind == "export_dir" and f"export-{relative}" == u) for u in UNREAD)
+        unread = relative.startswith(UNREAD)
         for how in ("missing", "corrupt"):
-            # Model folders trained before the best checkpoint kept its config load without it.
-            tolerated = unread or (how == "missing" and relative == model_folder.TRAINED_CONFIG)
+            # Folders written before they kept an integrity manifest load without it (with a warning).
+            tolerated = unread or (how == "missing" and relative == model_folder.INTEGRITY)
             copy = str(tmp_path / f"{relative.replace('/', '_')}-{how}")
             shutil.copytree(source, copy)
             damage(os.path.join(copy, relative), how)
@@ -239,6 +239,12 @@ BAD_MANIFESTS = {
         lambda m: m["tokenizer"]["outputs"].update(ends=m["tokenizer"]["outputs"]["ends"].split(":")[0] + ":7")),
     "not an object": edit_text(lambda text: f"[{text}]"),
     "nested 65 deep": with_member("[" * 64 + "]" * 64),
+    # Issue 29 case 18: each parser refused these in its own words (RecursionError, "nested at most 64").
+    "nested 5,000 deep": with_member("[" * 5000 + "]" * 5000),
+    "a 5,001-digit number": with_member("1" * 5001),
+    "a 101-character number": with_member("-0." + "5" * 98),
+    "a number beyond a double": with_member("1e400"),
+    "an integer beyond a double": with_member("1" * 400),
     "a NUL character": with_member('"a\\u0000b"'),
     "larger than 1 MiB": edit_text(lambda text: text + " " * (1 << 20)),
 }
@@ -247,8 +253,6 @@ BAD_MANIFESTS = {
 BAD_JSON = {
     "NaN": with_member("NaN"),
     "-Infinity": with_member("-Infinity"),
-    "a number beyond a double": with_member("1e400"),
-    "an integer beyond a double": with_member("1" * 400),
     "an unpaired surrogate": with_member('"\\ud800"'),
 }
 
@@ -258,11 +262,16 @@ SCORES_OF_OPEN_WIDTH = edit_manifest(lambda m: m["outputs"].update(emissions=m["
 
 
 def damaged_copy(source: str, tmp_path, damage) -> tuple[str, str]:
-    """-> (a copy of the folder `source` with `damage` done, the path of the file its refusal must name)."""
+    """-> (a copy of the folder `source` with `damage` done, the path of the file its refusal must name).
+    The copy's integrity manifest is written again after the damage: these are folders as a faulty
+    writer would leave them, which the integrity check alone would not catch (test_integrity.py
+    damages folders after they were written)."""
     folder, outside = str(tmp_path / "frozen"), str(tmp_path / "outside")
     shutil.copytree(source, folder)
     os.mkdir(outside)
-    return folder, os.path.join(folder, damage(folder, outside))
+    named = os.path.join(folder, damage(folder, outside))
+    integrity.seal_artifact(folder, integrity.read(os.path.join(folder, model_folder.INTEGRITY))["written_by"])
+    return folder, named
 
 
 @pytest.mark.parametrize("damage", [*BAD_MANIFESTS.values(), *BAD_JSON.values()], ids=[*BAD_MANIFESTS, *BAD_JSON])
@@ -300,10 +309,12 @@ def test_scores_that_do_not_fit_the_head_are_refused_when_tagging(frozen_dir, tm
 
 
 def test_a_pickled_embedding_matrix_is_refused(model_dir, tmp_path):
+    """In a folder from before integrity manifests (whose check would refuse the changed file first)."""
     copy = str(tmp_path / "model")
     shutil.copytree(model_dir, copy)
+    os.remove(os.path.join(copy, model_folder.INTEGRITY))
     np.save(os.path.join(copy, "embeddings.npy"), np.array([{"code": "would run"}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError, match="embeddings.npy: corrupt or unreadable embedding matrix.*allow_pickle=False"):
+    with pytest.raises(ValueError, match="embeddings.npy: expected a matrix of floats, found dtype object"):
         load_model(copy)
 
 
