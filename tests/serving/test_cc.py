@@ -405,6 +405,126 @@ def test_tagger_refuses_a_graph_outside_the_folder(cc_build, frozen_dir, tmp_pat
     assert f"tagger: {python_error.value}\n" in done.stderr.decode(), done.stderr.decode()
 
 
+# Issue 29 case 18 and the integrity manifest: the runner and inference.py refuse with the very same
+# line, and the C API with the Python loader's message.
+
+def test_runner_and_inference_py_refuse_deep_or_long_json_with_one_line(cc_build, frozen_dir, tmp_path):
+    """serving.json 5,000 deep or with a 5,001-digit number: Python's json recursed (RecursionError)
+    where nlohmann/json said "nested at most 64 levels deep"; now one rule on the raw text."""
+    import test_commands
+    expected = {"nested 5,000 deep": "expected JSON nested at most 64 levels deep",
+                "a 5,001-digit number": "expected numbers of at most 100 characters, found one of 5001"}
+    for case, message in expected.items():
+        folder, named = damaged_copy(frozen_dir, tmp_path / case.replace(" ", "_"), BAD_MANIFESTS[case])
+        python = test_commands.run("inference.py", "--model_dir", folder, "--format", "text", "--input", "-",
+                                   stdin=b"Hello world\n")
+        test_commands.assert_user_error(python, f"{named}: {message}")
+        runner = tagger(cc_build, folder, b"Hello world\n", "--format", "text")
+        assert runner.returncode == 1 and runner.stdout == b""
+        assert f"tagger: {named}: {message}\n" in runner.stderr.decode(), runner.stderr.decode()
+
+
+def flip_byte(name):
+    def damage(folder):
+        path = os.path.join(folder, name)
+        data = bytearray(open(path, "rb").read())
+        data[len(data) // 2] ^= 1
+        open(path, "wb").write(bytes(data))
+    return damage
+
+
+def write_integrity(text):
+    def damage(folder):
+        with open(os.path.join(folder, "integrity.json"), "w", encoding="utf-8") as f:
+            f.write(text)
+    return damage
+
+
+def edit_integrity(change):
+    def damage(folder):
+        path = os.path.join(folder, "integrity.json")
+        manifest = json.load(open(path, encoding="utf-8"))
+        change(manifest)
+        write_integrity(json.dumps(manifest))(folder)
+    return damage
+
+
+DIGEST = "0" * 64
+# Damages done to a folder after it was written: each runtime names the file with the same message.
+CHANGED_FILES = {
+    "graph.pb a byte flipped": flip_byte("graph.pb"),
+    "graph.pb longer": lambda folder: open(os.path.join(folder, "graph.pb"), "ab").write(b"x"),
+    "config.json missing": lambda folder: os.remove(os.path.join(folder, "config.json")),
+    "serving.json a folder": lambda folder: (os.remove(os.path.join(folder, "serving.json")),
+                                             os.mkdir(os.path.join(folder, "serving.json"))),
+    "integrity.json not JSON": write_integrity("{"),
+    "integrity.json empty": write_integrity(""),
+    "integrity.json 5,000 deep": write_integrity("[" * 5000),
+    "integrity.json by another writer": edit_integrity(lambda m: m.update(written_by="me")),
+    "integrity.json names ..": edit_integrity(lambda m: m["files"].update({"../graph.pb": m["files"]["graph.pb"]})),
+    "integrity.json an absolute name": edit_integrity(lambda m: m["files"].update({"/etc/hostname": m["files"]["graph.pb"]})),
+    "integrity.json a digest in capitals": edit_integrity(lambda m: m["files"]["graph.pb"].update(sha256="A" * 64)),
+    "integrity.json a size of -0": write_integrity('{"written_by": "freeze.py", "files": {"graph.pb": {"size": -0, "sha256": "'
+                                                   + DIGEST + '"}}}'),
+    "integrity.json a negative size": edit_integrity(lambda m: m["files"]["graph.pb"].update(size=-1)),
+    "integrity.json a size of 2**63": edit_integrity(lambda m: m["files"]["graph.pb"].update(size=2**63)),
+    "integrity.json a size 2.0": edit_integrity(lambda m: m["files"]["graph.pb"].update(size=2.0)),
+    "integrity.json lists a missing file": edit_integrity(lambda m: m["files"].update({"sub/none": m["files"]["graph.pb"]})),
+    "integrity.json a 5,001-digit size": write_integrity('{"written_by": "freeze.py", "files": {"graph.pb": {"size": '
+                                                         + "9" * 5001 + ', "sha256": "' + DIGEST + '"}}}'),
+}
+
+
+@pytest.mark.parametrize("damage", CHANGED_FILES.values(), ids=CHANGED_FILES)
+def test_c_api_names_a_changed_file_as_the_python_loader_does(damage, cc_build, frozen_dir, tmp_path):
+    from ner.serving.loaders import load_model
+    folder = str(tmp_path / "frozen")
+    shutil.copytree(frozen_dir, folder)
+    damage(folder)
+    with pytest.raises(ValueError) as python_error:
+        load_model(folder)
+    assert str(python_error.value).startswith(folder + "/"), str(python_error.value)
+    with pytest.raises(TaggerError) as c_error:
+        CTagger(os.path.join(cc_build, "libtagger.so"), folder)
+    assert str(c_error.value) == str(python_error.value)
+
+
+def test_runner_names_a_changed_file_of_an_export_as_inference_py_does(cc_build, export_dir, tmp_path):
+    import test_commands
+    folder = str(tmp_path / "export")
+    shutil.copytree(export_dir, folder)
+    flip_byte("variables/variables.data-00000-of-00001")(folder)
+    expected = (f"{folder}/variables/variables.data-00000-of-00001: its SHA-256 is not the one {folder}/integrity.json "
+                "lists: the file changed since export.py wrote it; restore it, or write the folder again with export.py")
+    test_commands.assert_user_error(test_commands.run("inference.py", "--model_dir", folder, "--format", "text",
+                                                      "--input", "-", stdin=b"Hello world\n"), expected)
+    runner = tagger(cc_build, folder, b"Hello world\n", "--format", "text")
+    assert runner.returncode == 1 and f"tagger: {expected}\n" in runner.stderr.decode(), runner.stderr.decode()
+
+
+@pytest.mark.parametrize("folder_fixture, writer", [("frozen_dir", "freeze.py"), ("export_dir", "export.py")])
+def test_a_folder_without_integrity_json_warns_alike_in_every_runtime(folder_fixture, writer, cc_build, tmp_path,
+                                                                      request, capfd, monkeypatch):
+    """One line, the same from the runner, the C API under the Python loader (not twice) and the
+    Python loaders; the folder still loads."""
+    from ner import integrity
+    from ner.serving import native
+    from ner.serving.loaders import load_model
+    folder = str(tmp_path / "folder")
+    shutil.copytree(request.getfixturevalue(folder_fixture), folder)
+    os.remove(os.path.join(folder, "integrity.json"))
+    warning = integrity.unchecked_warning(folder, writer)
+    runner = tagger(cc_build, folder, b"Hello world\n", "--format", "text")
+    assert runner.returncode == 0 and runner.stderr.decode().splitlines()[0] == warning, runner.stderr.decode()
+    capfd.readouterr()
+    load_model(folder)
+    assert capfd.readouterr().err.splitlines() == [warning]
+    if folder_fixture == "frozen_dir":
+        monkeypatch.setenv(native.NATIVE_LIBRARY_ENV, os.path.join(cc_build, "libtagger.so"))
+        assert type(load_model(folder)).__name__ == "NativeFrozenTagger"
+        assert capfd.readouterr().err.splitlines() == [warning]
+
+
 def test_tagger_refuses_scores_that_do_not_fit_the_head_when_tagging(cc_build, frozen_dir, tmp_path):
     """Where the graph's static shape leaves the width of the emission scores open, each batch is
     checked, as by the Python loader."""
