@@ -28,24 +28,37 @@ TRAINING_KEYS = frozenset({
     "bert_warmup_steps", "bert_weight_decay"})
 MHA_NORMS = ("post", "pre", "none")
 
-_POSITIVE = (1, None, "a positive integer")
-_NON_NEGATIVE = (0, None, "0 or more")
+
+def _integers(low: int, high: int) -> tuple:
+    expected = {0: "an integer, 0 or more,", 1: "a positive integer"}.get(low, f"an integer from {low}")
+    return low, high + 1, f"{expected} up to {high}"
+
+
 _FRACTION = (0.0, 1.0, "0 <= {key} < 1")
+# Upper bounds far above any model that fits a machine, so that a typo is one line naming the key
+# instead of a TensorFlow allocation error (or a float overflow) deep inside the run.
+_SIZE, _COUNT, _STEPS = 65_536, 1_000_000, 10**12
 # Numeric keys: (lowest allowed, upper bound excluded or None, what a message says is expected).
 RANGES = {
-    **{key: _POSITIVE for key in (
-        "batch_size", "eval_batch_size", "epochs", "patience", "lstm_units", "lstm_layers", "char_dim", "char_filters",
-        "char_kernel", "max_word_length", "lr_decay_steps", "transformer_layers", "transformer_heads",
-        "transformer_units", "transformer_ffn_units", "transformer_kernel", "qrnn_units", "qrnn_layers", "qrnn_kernel",
-        "mha_heads", "feature_dim")},
-    **{key: _NON_NEGATIVE for key in (
-        "casing_dim", "highway_layers", "warmup_steps", "bert_warmup_steps", "mha_units", "seed", "clip_norm",
-        "bert_weight_decay", "bert_learning_rate")},
+    **{key: _integers(1, _SIZE) for key in (
+        "lstm_units", "char_dim", "char_filters", "transformer_units", "transformer_ffn_units", "qrnn_units",
+        "feature_dim")},
+    **{key: _integers(0, _SIZE) for key in ("casing_dim", "mha_units")},
+    **{key: _integers(1, 64) for key in ("lstm_layers", "transformer_layers", "qrnn_layers", "char_kernel",
+                                          "transformer_kernel", "qrnn_kernel")},
+    "highway_layers": _integers(0, 64),
+    **{key: _integers(1, 1024) for key in ("transformer_heads", "mha_heads")},
+    "max_word_length": _integers(1, 1000),
+    **{key: _integers(1, _COUNT) for key in ("batch_size", "eval_batch_size", "epochs", "patience")},
+    "lr_decay_steps": _integers(1, _STEPS),
+    **{key: _integers(0, _STEPS) for key in ("warmup_steps", "bert_warmup_steps")},
+    "seed": _integers(0, 2**32 - 1),  # what numpy's seed takes
+    **{key: (0, None, "0 or more") for key in ("clip_norm", "bert_weight_decay", "bert_learning_rate")},
     **{key: _FRACTION for key in (
         "dropout", "word_dropout", "transformer_dropout", "attention_dropout", "mha_dropout", "weight_averaging")},
     "learning_rate": (1e-12, None, "a positive learning rate"),
     "lr_decay_rate": (1e-12, None, "a decay in (0, 1]"),
-    "bert_max_seq_length": (3, None, "at least 3 ([CLS], a piece, [SEP])"),
+    "bert_max_seq_length": _integers(3, 8192),  # at least [CLS], a piece, [SEP]
 }
 
 

@@ -16,11 +16,16 @@ of one, and `reading`, which turns any failure to read one of them into an error
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
+
+from ner import paths
 
 CONFIG = "config.json"
 WORDS, CHARS, ENTITY_TYPES = "words.txt", "chars.txt", "entity_types.txt"
@@ -60,39 +65,255 @@ def is_frozen(folder: str) -> bool:
     return any(os.path.exists(os.path.join(folder, name)) for name in (MANIFEST, FROZEN_GRAPH))
 
 
+def _temporary(path: str) -> str:
+    """A fresh name beside `path` for writing it before the rename; _owned knows such leftovers."""
+    return os.path.join(os.path.dirname(os.path.abspath(path)),
+                        f".{os.path.basename(path)}.tmp-{os.getpid()}-{next(_temporaries)}")
+
+
+_temporaries = itertools.count()
+
+
 def write_text(path: str, text: str) -> None:
     """Writes to a temporary file beside `path`, then renames it into place."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=folder)
+    tmp = _temporary(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private to its owner
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
-def replace_folder(target: str, fill: Callable[[str], None]) -> None:
-    """Calls fill(folder) on a fresh folder beside `target`, then renames it to `target`."""
-    parent = os.path.dirname(os.path.abspath(target))
-    name = os.path.basename(os.path.abspath(target))
-    os.makedirs(parent, exist_ok=True)
-    fresh = tempfile.mkdtemp(prefix=f".{name}-new-", dir=parent)
+def copy_file(source: str, path: str) -> None:
+    """Copies to a temporary file beside `path`, then renames it into place."""
+    tmp = _temporary(path)
     try:
-        fill(fresh)
-        os.chmod(fresh, 0o755)  # mkdtemp makes it private to its owner
-        if os.path.exists(target):
-            # rename() cannot replace a non-empty folder: move the old one aside first.
-            old = tempfile.mkdtemp(prefix=f".{name}-old-", dir=parent)
-            os.replace(target, os.path.join(old, name))
-            os.replace(fresh, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(fresh, target)
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
     except BaseException:
-        shutil.rmtree(fresh, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# --- ownership: which command wrote a folder, and which files it writes -----------------------
+
+EMBVEC_KIND, TRAIN_KIND, EXPORT_KIND, FROZEN_KIND = "embvec", "train", EXPORT_DIR, FROZEN_DIR
+COMMANDS = {EMBVEC_KIND: "embvec.py", TRAIN_KIND: "train.py", EXPORT_KIND: "export.py", FROZEN_KIND: "freeze.py"}
+STAGING = ".ner-staging-"  # an artifact is written here inside its folder, then moved file by file
+
+_VOCABULARY = r"(words|chars|entity_types)\.txt|column\d+\.txt|embeddings\.npy|meta\.json"
+# tf.train.CheckpointManager: ckpt-N_temp/ while writing, then ckpt-N.index and .data-*, then the
+# `checkpoint` listing, written through a checkpoint.tmp<hex> file.
+_CHECKPOINT = r"checkpoint(\.tmp[0-9a-f]+)?|ckpt-\d+\.(index|data-\d+-of-\d+)|ckpt-\d+_temp/[^/]+"
+_SHARED = r"config\.json|serving\.json|integrity\.json"
+# The paths (relative, "/"-separated) each kind writes: every other file in its folder is foreign.
+_WRITES = {
+    EMBVEC_KIND: rf"{_VOCABULARY}",
+    TRAIN_KIND: rf"{_VOCABULARY}|config\.json|integrity\.json|history\.jsonl|logs/events\.out\.tfevents\.[^/]+"
+                rf"|checkpoints/(best|last)/({_CHECKPOINT})|checkpoints/best/config\.json",
+    EXPORT_KIND: rf"{_SHARED}|saved_model\.pb|fingerprint\.pb|variables/variables\.(index|data-\d+-of-\d+)"
+                 r"|assets/[^/]+",
+    FROZEN_KIND: rf"{_SHARED}|graph\.pb",
+}
+# The subfolders each kind makes (empty ones are fine).
+_FOLDERS = {EMBVEC_KIND: r"", TRAIN_KIND: r"logs|checkpoints|checkpoints/(best|last)|checkpoints/(best|last)/ckpt-\d+_temp",
+            EXPORT_KIND: r"variables|assets", FROZEN_KIND: r""}
+# Folders of other kinds that a model folder holds; their own commands check them.
+_NESTED = {TRAIN_KIND: (EXPORT_DIR, FROZEN_DIR)}
+# How a folder written before the marker existed is recognised: it holds this file (and only
+# files of its kind).
+_EARLIER_SIGN = {EMBVEC_KIND: VOCABULARY_META, TRAIN_KIND: CONFIG, EXPORT_KIND: SAVED_MODEL, FROZEN_KIND: FROZEN_GRAPH}
+
+
+def _owned(kind: str, path: str) -> bool:
+    """Whether `path` (relative to a folder of `kind`) is a file that kind writes: its own files,
+    the marker and the lock, and what a killed write leaves (temporaries, a staging folder)."""
+    name = os.path.basename(path)
+    if path in (MARKER, LOCK) or path.startswith(STAGING):
+        return True
+    temporary = re.fullmatch(r"\.(.+)\.tmp-\d+-\d+", name)
+    if temporary:
+        path = os.path.join(os.path.dirname(path), temporary.group(1))
+    return re.fullmatch(_WRITES[kind], path) is not None
+
+
+def _contents(folder: str, kind: str) -> tuple[list[str], list[str]]:
+    """-> (files, empty folders) below `folder`, relative, sorted, outside the kinds nested in it."""
+    files, empty = [], []
+    for parent, subfolders, names in os.walk(folder):
+        relative = os.path.relpath(parent, folder)
+        relative = "" if relative == "." else relative + "/"
+        if not relative:
+            subfolders[:] = [name for name in subfolders if name not in _NESTED.get(kind, ())]
+        subfolders.sort()
+        files += [relative + name for name in names]
+        if relative and not names and not subfolders:
+            empty.append(relative.rstrip("/"))
+    return sorted(files), empty
+
+
+def read_marker(folder: str) -> str | None:
+    """The kind named by a folder's marker, or None when it has none."""
+    path = os.path.join(folder, MARKER)
+    if not os.path.exists(path):
+        return None
+    kind = read_json(path, "missing").get("kind")
+    if kind not in COMMANDS:
+        raise ValueError(f"{path}: names no kind of folder ({kind!r}); expected one of {', '.join(COMMANDS)}")
+    return kind
+
+
+def recognise(folder: str) -> str | None:
+    """The kind of folder: by its marker, else (folders from before the marker) by its files."""
+    kind = read_marker(folder)
+    if kind is not None:
+        return kind
+    for kind, sign in _EARLIER_SIGN.items():
+        if os.path.exists(os.path.join(folder, sign)) and not _foreign(folder, kind):
+            return kind
+    return None
+
+
+def _foreign(folder: str, kind: str) -> str | None:
+    """The first file or empty folder below `folder` that `kind` never writes."""
+    files, empty = _contents(folder, kind)
+    for path in files:
+        if not _owned(kind, path):
+            return path
+    for path in empty:
+        if not re.fullmatch(_FOLDERS[kind], path) and not path.startswith(STAGING):
+            return path + "/"
+    return None
+
+
+def check_writable(folder: str, kind: str, flag: str) -> None:
+    """A command of `kind` may write into `folder` only when it is new, empty, or a folder of the
+    same kind (its marker, or for folders from before the marker, its files) holding only files
+    that kind writes. Otherwise one line naming the first foreign file."""
+    paths.output_folder(folder, flag)
+    if not os.path.isdir(folder) or not set(os.listdir(folder)) - {LOCK}:
+        return
+    command = COMMANDS[kind]
+    marked = read_marker(folder)
+    if marked is not None and marked != kind:
+        raise ValueError(f"{folder}: {flag} is a folder {COMMANDS[marked]} wrote (says its {MARKER}), not "
+                         f"{command}; give another folder")
+    foreign = _foreign(folder, kind)
+    if foreign is not None:
+        other = recognise(folder) if marked is None else None
+        written_by = f" (a folder {COMMANDS[other]} wrote)" if other not in (None, kind) else ""
+        raise ValueError(f"{folder}: {flag} holds {foreign}{written_by}, which {command} never writes; give a new "
+                         "or empty folder, or move that out yourself")
+    if marked is None and not os.path.exists(os.path.join(folder, _EARLIER_SIGN[kind])):
+        raise ValueError(f"{folder}: {flag} was not written by {command}: it has no {MARKER}, nor the "
+                         f"{_EARLIER_SIGN[kind]} of a folder {command} wrote before the marker; give a new or "
+                         "empty folder")
+
+
+def mark(folder: str, kind: str) -> None:
+    """Writes the marker (once): the folder is now `kind`'s to write."""
+    if read_marker(folder) != kind:
+        write_text(os.path.join(folder, MARKER), json.dumps({"kind": kind, "command": COMMANDS[kind]}) + "\n")
+
+
+def remove_written(folder: str, kind: str, keep: Callable[[str], bool] = lambda path: False) -> None:
+    """Removes the files `kind` writes below `folder` (not the marker or the lock, nor what `keep`
+    says), then the subfolders left empty; nothing foreign is touched."""
+    files, _ = _contents(folder, kind)
+    for path in files:
+        if path not in (MARKER, LOCK) and _owned(kind, path) and not keep(path):
+            os.remove(os.path.join(folder, path))
+    for parent, _, _ in sorted(os.walk(folder), key=lambda entry: -len(entry[0])):
+        relative = os.path.relpath(parent, folder)
+        if relative != "." and (re.fullmatch(_FOLDERS[kind], relative) or relative.startswith(STAGING)):
+            with contextlib.suppress(OSError):  # not empty: it holds something to keep
+                os.rmdir(parent)
+
+
+def replace_files(folder: str, kind: str, fill: Callable[[str], None]) -> None:
+    """Calls fill(staging) on a staging folder inside `folder` (writable, checked and marked by the
+    caller), then moves each file it wrote to its place (rename: a reader sees the old file or the
+    new one) and removes the files of `kind` that the new output no longer has. The folder itself
+    is never removed or swapped, so nothing else in it is lost."""
+    staging = tempfile.mkdtemp(prefix=STAGING, dir=folder)
+    try:
+        fill(staging)
+        written, _ = _contents(staging, kind)
+        for path in written:
+            target = os.path.join(folder, path)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(os.path.join(staging, path), target)
+        remove_written(folder, kind, keep=set(written).__contains__)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # our own temporary folder
+
+
+# --- one writer per folder ------------------------------------------------------------------
+
+@contextlib.contextmanager
+def locked(folder: str, command: str, flag: str):
+    """Holds an exclusive lock (flock on LOCK inside `folder`, which holds the PID and the command)
+    for the block; a second writer is refused at once, naming the holder. The kernel releases the
+    lock of a process that dies, so a lock left by a killed run is simply taken over."""
+    path = os.path.join(folder, LOCK)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").split()
+            os.close(fd)
+            pid, holder_command = (holder + ["?", "another command"])[:2]
+            raise ValueError(f"{folder}: {flag}: {holder_command} (PID {pid}) is writing this folder; wait until it "
+                             "ends, or give another folder") from None
+        # The holder before us may have removed the folder's lock file (and the folder) as we opened it.
+        if os.path.exists(path) and os.path.samestat(os.fstat(fd), os.stat(path)):
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {command}\n".encode())
+        yield
+    finally:
+        os.ftruncate(fd, 0)  # the folder's bytes stay as they were before the command
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def writing(folder: str, kind: str, flag: str):
+    """What every command that writes a folder goes through: checks that it may write `folder`
+    (check_writable), makes it, takes its lock, checks again under the lock, marks it, and yields
+    whether it made the folder. A failure removes the folder it made when nothing but the marker
+    and the lock is left in it (the caller removes what it wrote)."""
+    check_writable(folder, kind, flag)
+    os.makedirs(os.path.dirname(os.path.abspath(folder)), exist_ok=True)
+    try:
+        os.mkdir(folder)
+        made = True
+    except FileExistsError:
+        made = False
+    try:
+        with locked(folder, COMMANDS[kind], flag):
+            marked_now = read_marker(folder) is None
+            try:
+                check_writable(folder, kind, flag)
+                mark(folder, kind)
+                yield made
+            except BaseException:
+                # Nothing of the output left: the marker (and the lock) go too when this run wrote them.
+                if marked_now and set(os.listdir(folder)) <= {MARKER, LOCK}:
+                    for name in os.listdir(folder):
+                        os.remove(os.path.join(folder, name))
+                    if made:
+                        os.rmdir(folder)
+                raise
+    except BaseException:
+        if made and os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
         raise
 
 

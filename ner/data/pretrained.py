@@ -21,7 +21,6 @@ from ner import model_folder, paths
 from ner.data.conll import decode_line, read_split
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import RESERVED, write_list
-from ner.model_folder import replace_folder
 
 GLOVE_PACKAGE = "glove-6b-50d"
 
@@ -94,23 +93,16 @@ def _read_text_glove(path: str, wanted_cased: set[str], lowercase: str) -> tuple
 # --- building -------------------------------------------------------------------------------
 
 def check_paths(data_dir: str, emb: str, out: str) -> None:
-    """Before any work: the inputs exist, and --out is new or an earlier output of build, which
-    replacing loses nothing (never a data folder, a model folder or anything holding the input)."""
+    """Before any work: the inputs exist, and --out is new, empty or an earlier output of build
+    holding only its files (model_folder.check_writable), and never holds the input."""
     paths.input_folder(data_dir, "--data_dir")
     if emb != GLOVE_PACKAGE:
         paths.input_file(emb, "--emb")
     paths.output_folder(out, "--out")
     for source, flag in ((data_dir, "--data_dir"), (emb, "--emb")):
         if os.path.exists(source) and paths.inside(source, out):
-            raise ValueError(f"{out}: --out holds {flag} {source}; replacing it would delete the input")
-    if os.path.isdir(out) and os.listdir(out):
-        names = set(os.listdir(out))
-        signature = {model_folder.VOCABULARY_META, model_folder.WORDS, model_folder.EMBEDDINGS}
-        model_files = names & {model_folder.CONFIG, model_folder.CHECKPOINTS}  # a model folder holds a copy
-        if not signature <= names or model_files:
-            raise ValueError(f"{out}: --out is a folder that embvec.py did not write (it holds "
-                             f"{', '.join(sorted(model_files or names)[:3])}); give a new folder, or remove this one "
-                             "yourself")
+            raise ValueError(f"{out}: --out holds {flag} {source}; writing there could overwrite the input")
+    model_folder.check_writable(out, model_folder.EMBVEC_KIND, "--out")
 
 
 def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count: int = 1):
@@ -158,7 +150,8 @@ def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count:
         with open(os.path.join(folder, model_folder.VOCABULARY_META), "w", encoding="utf-8") as f:
             json.dump(meta, f, indent=2)
 
-    replace_folder(out, fill)
+    with model_folder.writing(out, model_folder.EMBVEC_KIND, "--out"):
+        model_folder.replace_files(out, model_folder.EMBVEC_KIND, fill)
     coverage = sum(train_counts[w] for w in train_counts if key(w) in found) / max(1, sum(train_counts.values()))
     print(f"{out}: {len(pretrained)} pretrained + {len(oov)} train-only words (dim {dim}, "
           f"lowercase {lower}), {len(chars)} chars, types {' '.join(types)}, "

@@ -22,6 +22,7 @@ so that a runner can decode the emission scores natively (frozen_graph).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -33,7 +34,6 @@ from tensorflow.python.framework.convert_to_constants import convert_variables_t
 from ner import model_folder, op_libraries, paths
 from ner.data.tokenizer import tokenizer_function
 from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, WORDS, Tagger
-from ner.model_folder import replace_folder
 from ner.serving.loaders import load_checkpoint
 
 INIT_OP = "init_tables"
@@ -77,29 +77,26 @@ def _write_manifest(folder: str, manifest: dict) -> None:
         f.write("\n")
 
 
-def export(model, config_path: str, target: str) -> None:
+def export(model, config_path: str, folder: str) -> None:
     """Writes the SavedModel with the serving signature, the model's config beside it, and a
     serving.json naming the signature's tensors for loaders without a SavedModel parser (C API)."""
-    def fill(folder):
-        tf.saved_model.save(model, folder, signatures={model_folder.SIGNATURE: serving_function(model),
-                                                       model_folder.TOKENIZER_SIGNATURE: tokenizer_function()})
-        saved_model = saved_model_pb2.SavedModel()
-        with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
-            saved_model.ParseFromString(f.read())
-        signatures = saved_model.meta_graphs[0].signature_def
+    tf.saved_model.save(model, folder, signatures={model_folder.SIGNATURE: serving_function(model),
+                                                   model_folder.TOKENIZER_SIGNATURE: tokenizer_function()})
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(folder, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    signatures = saved_model.meta_graphs[0].signature_def
 
-        def names(signature):
-            return {"inputs": {key: value.name for key, value in signatures[signature].inputs.items()},
-                    "outputs": {key: value.name for key, value in signatures[signature].outputs.items()}}
-        _write_manifest(folder, {**names(model_folder.SIGNATURE),
-                                 "feature_columns": list(model.config.feature_columns),
-                                 "context_words": model.config.context_words,
-                                 "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
-                                 "op_libraries": op_libraries.needed_by([saved_model.meta_graphs[0].graph_def]),
-                                 "tensorflow_version": tf.__version__})
-        shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
-
-    replace_folder(target, fill)
+    def names(signature):
+        return {"inputs": {key: value.name for key, value in signatures[signature].inputs.items()},
+                "outputs": {key: value.name for key, value in signatures[signature].outputs.items()}}
+    _write_manifest(folder, {**names(model_folder.SIGNATURE),
+                             "feature_columns": list(model.config.feature_columns),
+                             "context_words": model.config.context_words,
+                             "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
+                             "op_libraries": op_libraries.needed_by([saved_model.meta_graphs[0].graph_def]),
+                             "tensorflow_version": tf.__version__})
+    shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
 
 
 def _table_lookup(graph_def, handle_name: str):
@@ -230,29 +227,29 @@ def frozen_graph(model) -> tuple:
     return graph_def, manifest
 
 
-def freeze(model, config_path: str, target: str) -> None:
+def freeze(model, config_path: str, folder: str) -> None:
     graph_def, manifest = frozen_graph(model)
-
-    def fill(folder):
-        with open(os.path.join(folder, model_folder.FROZEN_GRAPH), "wb") as f:
-            f.write(graph_def.SerializeToString())
-        _write_manifest(folder, manifest)
-        shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
-
-    replace_folder(target, fill)
-
+    with open(os.path.join(folder, model_folder.FROZEN_GRAPH), "wb") as f:
+        f.write(graph_def.SerializeToString())
+    _write_manifest(folder, manifest)
+    shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
 
 
 def check_target(model_dir: str, kind: str, out: str) -> None:
-    """The artifact replaces `out` whole: refuse anything but a new or empty folder or an earlier
-    artifact of the same kind, and never a folder that holds the model."""
+    """`out` is new, empty or an earlier folder of this kind holding only its files
+    (model_folder.check_writable), and never a folder that holds the model."""
     paths.output_folder(out, "--out")
     if os.path.exists(model_dir) and paths.inside(model_dir, out):
-        raise ValueError(f"{out}: --out holds the model folder {model_dir}; replacing it would delete the model")
-    earlier = model_folder.is_export(out) if kind == model_folder.EXPORT_DIR else model_folder.is_frozen(out)
-    if os.path.isdir(out) and os.listdir(out) and not earlier:
-        raise ValueError(f"{out}: --out is a folder that is not an earlier {kind} folder; give a new folder, or "
-                         "remove this one yourself")
+        raise ValueError(f"{out}: --out holds the model folder {model_dir}; writing there could overwrite the model")
+    model_folder.check_writable(out, kind, "--out")
+
+
+def _holding(model_dir: str, kind: str):
+    """The model folder's lock while its checkpoint is read, so that no train.py writes it
+    meanwhile; only on a folder train.py wrote (nothing is written into any other folder)."""
+    if os.path.isdir(model_dir) and model_folder.recognise(model_dir) == model_folder.TRAIN_KIND:
+        return model_folder.locked(model_dir, model_folder.COMMANDS[kind], "--model_dir")
+    return contextlib.nullcontext()
 
 
 def write_artifact(model_dir: str, kind: str, out: str | None = None) -> str:
@@ -260,7 +257,10 @@ def write_artifact(model_dir: str, kind: str, out: str | None = None) -> str:
     "export") or a frozen graph ("frozen"), into out or MODEL_DIR/<kind>; returns the folder."""
     out = out or os.path.join(model_dir, kind)
     check_target(model_dir, kind, out)
-    model = load_checkpoint(model_dir)
     write = {model_folder.EXPORT_DIR: export, model_folder.FROZEN_DIR: freeze}[kind]
-    write(model, os.path.join(model_dir, model_folder.CONFIG), out)
+    with _holding(model_dir, kind):
+        model = load_checkpoint(model_dir)
+        with model_folder.writing(out, kind, "--out"):
+            model_folder.replace_files(out, kind,
+                                       lambda folder: write(model, os.path.join(model_dir, model_folder.CONFIG), folder))
     return out

@@ -30,31 +30,92 @@ class Checkpoints:
         self.history_path = os.path.join(model_dir, model_folder.HISTORY)
 
     def restore_last(self) -> None:
-        if self.last.latest_checkpoint is None:
+        """Restores checkpoints/last, the last finished epoch (finished_epoch), after checking that
+        the config still describes it and that every value in it reads; any failure is one line
+        naming the file and what to do."""
+        latest = finished_checkpoint(self.model_dir)
+        if latest is None:
             raise FileNotFoundError(f"{self.model_dir}: nothing to resume (no {model_folder.LAST_CHECKPOINTS})")
-        self.state.restore(self.last.latest_checkpoint)
+        _check_trained_config(self.model.config, self.model_dir)
+        advice = (f"--resume cannot continue from it: train again into another --model_dir, or remove "
+                  f"{os.path.join(self.model_dir, model_folder.LAST_CHECKPOINTS)} to start this run afresh")
+        try:
+            with model_folder.reading(latest, "checkpoint"):
+                reader = tf.train.load_checkpoint(latest)
+                for name in reader.get_variable_to_shape_map():  # a truncated file fails here, not mid-training
+                    reader.get_tensor(name)
+                self.state.restore(latest).assert_existing_objects_matched()
+        except (ValueError, FileNotFoundError) as e:
+            raise ValueError(f"{e}; {advice}") from None
 
     def save_best(self, epoch: int) -> None:
         self.best.save(checkpoint_number=epoch)
         self.model.config.save(os.path.join(self.model_dir, model_folder.TRAINED_CONFIG))
 
     def save_epoch(self, record: dict) -> None:
-        """The history line first: a kill before the checkpoint is saved makes --resume run this
-        epoch again, and resuming drops the line (forget_history_after)."""
-        with open(self.history_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        """The history line first (the file rewritten whole, never half a line): a kill before the
+        checkpoint is saved makes --resume run this epoch again, and resuming drops the line
+        (forget_history_after)."""
+        lines = [json.dumps(entry) + "\n" for entry in read_history(self.history_path)]
+        model_folder.write_text(self.history_path, "".join(lines) + json.dumps(record) + "\n")
         self.last.save(checkpoint_number=record["epoch"])
 
     def forget_history_after(self, epoch: int) -> None:
-        """A kill between appending an epoch's history line and saving its checkpoint leaves a line
+        """A kill between writing an epoch's history line and saving its checkpoint leaves a line
         for an epoch that resuming will run again: such lines go."""
         if not os.path.exists(self.history_path):
             return
-        with open(self.history_path, encoding="utf-8") as f:
-            lines = [line for line in f if line.strip()]
-        kept = [line for line in lines if json.loads(line)["epoch"] <= epoch]
-        if len(kept) < len(lines):
-            model_folder.write_text(self.history_path, "".join(kept))
+        history = read_history(self.history_path)
+        kept = [entry for entry in history if entry["epoch"] <= epoch]
+        if len(kept) < len(history):
+            model_folder.write_text(self.history_path, "".join(json.dumps(entry) + "\n" for entry in kept))
+
+
+def read_history(path: str) -> list[dict]:
+    """history.jsonl's records; a line that is not one names the file and the line."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with model_folder.reading(path, "history"):
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            problem = None if isinstance(record, dict) else "not a JSON object"
+        except json.JSONDecodeError as e:
+            problem = f"invalid JSON ({e.msg})"
+        if problem is None and (not isinstance(record.get("epoch"), int) or isinstance(record["epoch"], bool)
+                                or record["epoch"] < 1):
+            problem = 'no "epoch" number'
+        if problem:
+            raise ValueError(f"{path}:{number}: {problem}; each line records one finished epoch: restore the line "
+                             "or remove it (resuming rewrites the lines after the last checkpoint)")
+        records.append(record)
+    return records
+
+
+def finished_checkpoint(model_dir: str) -> str | None:
+    """The checkpoint of the last finished epoch (checkpoints/last), or None when no epoch finished.
+    A kill leaves at most a checkpoint being written (ckpt-N_temp, or files the listing does not
+    name yet): the listing is written only once its checkpoint is complete, and names the last
+    finished epoch. A listing that names missing files is damage, and is named."""
+    folder = os.path.join(model_dir, model_folder.LAST_CHECKPOINTS)
+    listing = os.path.join(folder, "checkpoint")
+    if not os.path.exists(listing):
+        return None
+    with model_folder.reading(listing, "checkpoint list"):
+        state = tf.train.get_checkpoint_state(folder)
+    if state is None or not state.model_checkpoint_path:
+        raise ValueError(f"{listing}: names no checkpoint; remove {folder} to start this run afresh")
+    latest = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
+    if not os.path.exists(latest + ".index"):
+        raise FileNotFoundError(f"{listing}: names {os.path.basename(latest)}, whose {os.path.basename(latest)}.index "
+                                f"is missing; train again into another --model_dir, or remove {folder} to start "
+                                "this run afresh")
+    return latest
 
 
 def restore_best(model: tf.Module, model_dir: str) -> None:
