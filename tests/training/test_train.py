@@ -5,7 +5,7 @@ import train
 
 
 def test_refuses_to_overwrite_a_model(model_dir, corpus_dir, emb_dir):
-    with pytest.raises(SystemExit, match="already holds a model; use --resume"):
+    with pytest.raises(SystemExit, match=r"already holds a model \(epoch 3 finished\); use --resume"):
         train.main(["--data_dir", corpus_dir, "--emb_dir", emb_dir, "--model_dir", model_dir])
 
 
