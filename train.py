@@ -6,6 +6,9 @@
 
 The model folder receives config.json, the vocabularies, checkpoints/best (the model to
 use), checkpoints/last (to --resume), history.jsonl (one line per epoch) and logs/ (TensorBoard).
+One run at a time holds it (a second is refused with the first one's PID). A run killed at any
+moment continues with --resume from its last finished epoch; before one finished, the same
+command starts afresh. A new run that fails before its first epoch leaves no model folder.
 """
 from __future__ import annotations
 

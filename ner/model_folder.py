@@ -1,6 +1,12 @@
-"""A model folder's layout, in one place: every file name train.py, export.py and freeze.py
-write, the atomic writes that make a reader see an old file or a complete new one, never half
-of one, and `reading`, which turns any failure to read one of them into an error naming it.
+"""A model folder's layout, in one place: every file name embvec.py, train.py, export.py and
+freeze.py write, the atomic writes that make a reader see an old file or a complete new one, never
+half of one, and `reading`, which turns any failure to read one of them into an error naming it.
+
+Ownership: every folder these commands write goes through `writing`: it is new, empty, or marked
+by the same command (MARKER; a folder from before the marker is recognised by its files) and
+holds only files that command writes (check_writable names the first other one); its lock (LOCK,
+an flock holding the writer's PID) admits one writer at a time; outputs are replaced file by
+file (replace_files), never by removing or swapping the folder.
 
     MODEL_DIR/
         config.json                    the one config (ner/config.py)
@@ -9,6 +15,8 @@ of one, and `reading`, which turns any failure to read one of them into an error
         checkpoints/best/              the model to use
         checkpoints/last/              the state to --resume
         history.jsonl                  one line per finished epoch
+        integrity.json                 sizes and SHA-256 digests of the files loaders read (ner/integrity.py)
+        .ner-folder .ner-lock          the marker (which command wrote the folder) and the lock
         logs/                          TensorBoard summaries
         export/                        SavedModel + serving.json + config.json (export.py)
         frozen/                        graph.pb + serving.json + config.json (freeze.py)
