@@ -91,13 +91,13 @@ def test_embvec_never_replaces_what_it_did_not_write(corpus_dir, emb_dir, model_
     a_file.write_text("keep me\n")
     before = {path: snapshot(path) for path in (data, model_dir)}
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", data),
-                      "--out holds --data_dir", "delete the input")
+                      "--out holds --data_dir", "overwrite the input")
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", tmp_path),
                       "--out holds --data_dir")
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", a_file),
                       "notes.txt", "is a file, expected a folder")
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", model_dir),
-                      "not write", "config.json")
+                      "is a folder train.py wrote", "not embvec.py")
     assert a_file.read_text() == "keep me\n"
     assert {path: snapshot(path) for path in (data, model_dir)} == before
     # An earlier output of embvec.py is what --out may replace.
@@ -198,7 +198,7 @@ def test_train_names_a_config_file_that_is_a_folder_or_bad_json(corpus_dir, emb_
 def test_train_resume_with_nothing_to_resume(corpus_dir, tmp_path):
     (tmp_path / "m").mkdir()
     assert_user_error(run("train.py", "--data_dir", corpus_dir, "--emb_dir", "unused", "--model_dir", tmp_path / "m",
-                          "--resume"), "config.json", "config file not found")
+                          "--resume"), "config.json", "nothing to resume", "without --resume")
 
 
 # --- inference.py ------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_artifact_commands_refuse_what_they_would_destroy(command, model_dir, tm
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "keep.txt").write_text("keep me\n")
-    assert_user_error(run(command, "--model_dir", model_dir, "--out", notes), "is not an earlier")
+    assert_user_error(run(command, "--model_dir", model_dir, "--out", notes), "--out holds keep.txt", "never writes")
     a_file = tmp_path / "a.txt"
     a_file.write_text("keep me\n")
     assert_user_error(run(command, "--model_dir", model_dir, "--out", a_file), "is a file, expected a folder")

@@ -67,9 +67,9 @@ def test_rebuilding_replaces_the_folder(data_dir, tmp_path):
     glove.write_text(glove_lines(["paris"]))
     out = tmp_path / "out"
     build(str(data_dir), str(glove), str(out))
-    (out / "stale.txt").write_text("x")
+    (out / "column9.txt").write_text("x")  # a file of an earlier build that this one does not write
     build(str(data_dir), str(glove), str(out))
-    assert not (out / "stale.txt").exists() and json.loads((out / "meta.json").read_text())["num_pretrained"] == 1
+    assert not (out / "column9.txt").exists() and json.loads((out / "meta.json").read_text())["num_pretrained"] == 1
 
 
 def test_package_glove_is_used_by_name(data_dir, tmp_path):

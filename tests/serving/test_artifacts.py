@@ -86,9 +86,10 @@ def test_export_replaces_an_older_export_whole(model_dir, tmp_path):
     out = tmp_path / "export"
     out.mkdir()
     (out / "saved_model.pb").write_bytes(b"an older export's graph")
-    (out / "stale.txt").write_text("from an older export")
+    (out / "variables").mkdir()
+    (out / "variables" / "variables.data-00001-of-00002").write_text("from an older export")  # not in the new one
     export.main(["--model_dir", model_dir, "--out", str(out)])
-    assert "stale.txt" not in os.listdir(out) and "saved_model.pb" in os.listdir(out)
+    assert "variables.data-00001-of-00002" not in os.listdir(out / "variables") and "saved_model.pb" in os.listdir(out)
     assert os.listdir(tmp_path) == ["export"]  # no temporary folder left behind
 
 
