@@ -114,9 +114,10 @@ COMMANDS = {EMBVEC_KIND: "embvec.py", TRAIN_KIND: "train.py", EXPORT_KIND: "expo
 STAGING = ".ner-staging-"  # an artifact is written here inside its folder, then moved file by file
 
 _VOCABULARY = r"(words|chars|entity_types)\.txt|column\d+\.txt|embeddings\.npy|meta\.json"
-# tf.train.CheckpointManager: ckpt-N_temp/ while writing, then ckpt-N.index and .data-*, then the
-# `checkpoint` listing, written through a checkpoint.tmp<hex> file.
-_CHECKPOINT = r"checkpoint(\.tmp[0-9a-f]+)?|ckpt-\d+\.(index|data-\d+-of-\d+)|ckpt-\d+_temp/[^/]+"
+# tf.train.CheckpointManager: ckpt-N_temp/ while writing, then ckpt-N.index and .data-* (each
+# written as *.tempstate<N> first), then the `checkpoint` listing, through a checkpoint.tmp<hex> file.
+_CHECKPOINT = (r"checkpoint(\.tmp[0-9a-f]+)?|ckpt-\d+\.(index|data-\d+-of-\d+)(\.tempstate\d+)?"
+               r"|ckpt-\d+_temp/[^/]+")
 _SHARED = r"config\.json|serving\.json|integrity\.json"
 # The paths (relative, "/"-separated) each kind writes: every other file in its folder is foreign.
 _WRITES = {

@@ -106,15 +106,18 @@ def finished_checkpoint(model_dir: str) -> str | None:
     listing = os.path.join(folder, "checkpoint")
     if not os.path.exists(listing):
         return None
-    with model_folder.reading(listing, "checkpoint list"):
-        state = tf.train.get_checkpoint_state(folder)
+    afresh = f"train again into another --model_dir, or remove {folder} to start this run afresh"
+    try:
+        with model_folder.reading(listing, "checkpoint list"):
+            state = tf.train.get_checkpoint_state(folder)
+    except ValueError as e:
+        raise ValueError(f"{e}; {afresh}") from None
     if state is None or not state.model_checkpoint_path:
-        raise ValueError(f"{listing}: names no checkpoint; remove {folder} to start this run afresh")
+        raise ValueError(f"{listing}: names no checkpoint; {afresh}")
     latest = os.path.join(folder, os.path.basename(state.model_checkpoint_path))
     if not os.path.exists(latest + ".index"):
         raise FileNotFoundError(f"{listing}: names {os.path.basename(latest)}, whose {os.path.basename(latest)}.index "
-                                f"is missing; train again into another --model_dir, or remove {folder} to start "
-                                "this run afresh")
+                                f"is missing; {afresh}")
     return latest
 
 
