@@ -30,7 +30,7 @@ MHA_NORMS = ("post", "pre", "none")
 
 
 def _integers(low: int, high: int) -> tuple:
-    expected = {0: "an integer, 0 or more,", 1: "a positive integer"}.get(low, f"an integer from {low}")
+    expected = {0: "0 or more,", 1: "a positive integer"}.get(low, f"an integer from {low}")
     return low, high + 1, f"{expected} up to {high}"
 
 
