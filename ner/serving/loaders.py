@@ -4,7 +4,8 @@ else in a TensorFlow session). Each gives an object with `config` and `predict(w
 features, left_context=None, right_context=None)` -> {"tags": IOB2 [B, T], "confidence": [B, T]}
 (the context only for models that read document context; None: each sentence its own document),
 and the same predictions, and
-`tokenize(texts)` -> each raw text's (token, start, end), from the same tokenizer graph."""
+`tokenize(texts)` -> each raw text's (token, start, end), from the same tokenizer graph. Each
+checks the folder's integrity manifest (ner/integrity.py) before it reads any other file of it."""
 from __future__ import annotations
 
 import os
