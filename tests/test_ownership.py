@@ -141,6 +141,18 @@ def test_two_runs_into_one_new_folder_one_is_refused(corpus_dir, emb_dir, tmp_pa
     assert load_model(str(model_dir)).config.lstm_units == config["lstm_units"]
 
 
+@pytest.mark.parametrize("command", ["export.py", "freeze.py"])
+def test_no_export_while_train_writes_the_model_folder(command, model_dir, tmp_path):
+    """export.py and freeze.py hold the model folder's lock while they read its checkpoint."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    before = state(folder)
+    with model_folder.locked(str(folder), "train.py", "--model_dir"):
+        assert_user_error(run(command, "--model_dir", folder),
+                          f"{folder}: --model_dir: train.py (PID {os.getpid()}) is writing this folder")
+    assert state(folder) == before
+
+
 # --- case 3: a run killed at any moment goes on with the same command -----------------------------
 
 def killed_run_copy(model_dir, tmp_path):
