@@ -57,14 +57,17 @@ def seal(folder: str, names: list[str], writer: str) -> None:
                             json.dumps({"written_by": writer, "files": files}, indent=1) + "\n")
 
 
-def seal_model_folder(model_dir: str) -> None:
-    """After a best checkpoint is saved: the vocabularies and checkpoints/best."""
+def seal_model_folder(model_dir: str, checkpoint: str) -> None:
+    """After the best checkpoint `checkpoint` (its path prefix) is saved: the vocabularies and what
+    the checkpoint loader reads of checkpoints/best: its listing, the checkpoint's files and the
+    config it was trained with (not what a killed write left, e.g. *.tempstate files)."""
     from ner.data.vocabulary import vocabulary_files
     meta = model_folder.read_json(os.path.join(model_dir, model_folder.VOCABULARY_META), "missing")
     best = os.path.join(model_dir, model_folder.BEST_CHECKPOINTS)
+    prefix = re.escape(os.path.basename(checkpoint))
     checkpoint_files = [os.path.join(model_folder.BEST_CHECKPOINTS, name) for name in os.listdir(best)
-                        if not name.startswith(".") and os.path.isfile(os.path.join(best, name))]
-    seal(model_dir, vocabulary_files(meta["columns"]) + checkpoint_files, "train.py")
+                        if name == "checkpoint" or re.fullmatch(rf"{prefix}\.(index|data-\d+-of-\d+)", name)]
+    seal(model_dir, vocabulary_files(meta["columns"]) + checkpoint_files + [model_folder.TRAINED_CONFIG], "train.py")
 
 
 def seal_artifact(folder: str, writer: str) -> None:

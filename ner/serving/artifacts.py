@@ -31,7 +31,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from ner import model_folder, op_libraries, paths
+from ner import integrity, model_folder, op_libraries, paths
 from ner.data.tokenizer import tokenizer_function
 from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, WORDS, Tagger
 from ner.serving.loaders import load_checkpoint
@@ -97,6 +97,7 @@ def export(model, config_path: str, folder: str) -> None:
                              "op_libraries": op_libraries.needed_by([saved_model.meta_graphs[0].graph_def]),
                              "tensorflow_version": tf.__version__})
     shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
+    integrity.seal_artifact(folder, "export.py")
 
 
 def _table_lookup(graph_def, handle_name: str):
@@ -233,6 +234,7 @@ def freeze(model, config_path: str, folder: str) -> None:
         f.write(graph_def.SerializeToString())
     _write_manifest(folder, manifest)
     shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
+    integrity.seal_artifact(folder, "freeze.py")
 
 
 def check_target(model_dir: str, kind: str, out: str) -> None:

@@ -13,7 +13,7 @@ import tempfile
 
 import tensorflow as tf
 
-from ner import model_folder
+from ner import integrity, model_folder
 from ner.config import TRAINING_KEYS
 
 
@@ -51,6 +51,7 @@ class Checkpoints:
     def save_best(self, epoch: int) -> None:
         self.best.save(checkpoint_number=epoch)
         self.model.config.save(os.path.join(self.model_dir, model_folder.TRAINED_CONFIG))
+        integrity.seal_model_folder(self.model_dir, self.best.latest_checkpoint)
 
     def save_epoch(self, record: dict) -> None:
         """The history line first (the file rewritten whole, never half a line): a kill before the
@@ -95,6 +96,21 @@ def read_history(path: str) -> list[dict]:
                              "or remove it (resuming rewrites the lines after the last checkpoint)")
         records.append(record)
     return records
+
+
+def holds_a_model(model_dir: str) -> bool:
+    """Whether any epoch of a run in model_dir finished: checkpoints/last has its checkpoint,
+    history.jsonl records one, or checkpoints/best is past epoch 1 (a folder whose last checkpoint
+    was removed by hand still holds a model). A run killed before its first epoch finished leaves
+    none of these, and may start again in its place."""
+    if finished_checkpoint(model_dir) is not None:
+        return True
+    if read_history(os.path.join(model_dir, model_folder.HISTORY)):
+        return True
+    best = os.path.join(model_dir, model_folder.BEST_CHECKPOINTS)
+    with model_folder.reading(os.path.join(best, "checkpoint"), "checkpoint list"):
+        state = tf.train.get_checkpoint_state(best) if os.path.exists(os.path.join(best, "checkpoint")) else None
+    return state is not None and state.model_checkpoint_path.rsplit("-", 1)[-1] not in ("", "1")
 
 
 def finished_checkpoint(model_dir: str) -> str | None:
