@@ -11,6 +11,8 @@ GET /health, GET /metrics (Prometheus text format), GET / (paste text, see the e
 Concurrent requests are tagged together in micro-batches; when more than --max_queue requests
 wait, new ones are answered 503 at once. A request body not whole within --body_timeout_s is
 answered 408: a client that sends less than its Content-Length cannot hold a connection for long.
+Limits are checked on what a request sends before anything is tokenized or tagged, and every
+error is JSON {"error": "..."} (413 names the flag that raises the limit).
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ def main(argv=None):
                         help="sentences per request; more are answered 413 (default 256)")
     parser.add_argument("--max_tokens", type=positive(int), default=512,
                         help="tokens per sentence; more are answered 413 (default 512)")
+    parser.add_argument("--max_text_chars", type=positive(int), default=4096,
+                        help="characters per raw text, checked before it is tokenized; more are answered 413 "
+                             "(default 4096: tokenizing a text takes up to 4 x its characters squared bytes)")
     parser.add_argument("--body_timeout_s", type=positive(float), default=5.0,
                         help="seconds a request body may take to arrive, counted once its headers have; a body "
                              "still incomplete then is answered 408 (default 5)")
@@ -52,7 +57,8 @@ def main(argv=None):
         tf_options.prefer_plain_cpu_kernels()  # must precede TensorFlow's first import
         from ner.service.http import Limits, serve
         limits = Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
-                        max_tokens=args.max_tokens, body_timeout_s=args.body_timeout_s)
+                        max_tokens=args.max_tokens, max_text_chars=args.max_text_chars,
+                        body_timeout_s=args.body_timeout_s)
         serve(args.model_dir, args.host, args.port, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
 
 

@@ -14,12 +14,20 @@ concurrent requests into one tagging call, a bounded queue, Prometheus metrics a
 Each request is one document: a model that reads document context (bert_context=document) reads
 each of its sentences beside the others, in request order, and never beside another request's.
 
-Tagging runs on one worker thread, so the event loop keeps accepting requests while a batch is
-tagged; requests that arrive meanwhile wait in a bounded queue and form the next batch. A request
-that finds the service idle (nothing tagged, nothing queued, no other request arriving in the same
-turn of the loop) is tagged at once on the event loop: there is nothing to batch it with, and
-that saves two thread hand-offs. A batch whose tagging call raises is tagged again request by
-request, so that one bad request fails alone.
+Bounded work on the event loop: the loop checks a request's headers (Content-Length over the
+limit: 413 at once; a Content-Encoding: 415) and reads its body (at most max_body_bytes), then
+checks the limits on what was sent as sent (sentences, tokens per sentence, characters per raw
+text) before anything is tokenized. It parses a body of at most INLINE_BODY_BYTES itself, a
+larger one on a parsing thread. Tokenizing, tagging and writing the answer run on one worker
+thread, so the event loop keeps accepting requests while a batch is tagged; requests that arrive
+meanwhile wait in a bounded queue and form the next batch. A request that finds the service idle
+(nothing tagged, nothing queued, no other request arriving in the same turn of the loop) and that
+provably holds at most INLINE_TOKENS tokens is tagged at once on the event loop: there is
+nothing to batch it with, and that saves two thread hand-offs. A batch whose tagging call raises
+is tagged again request by request, so that one bad request fails alone.
+
+One middleware answers every error, whatever raised it: JSON {"error": "..."} with its status,
+counted in /metrics (ner_requests_total by path and code, ner_errors_total by code and reason).
 """
 from __future__ import annotations
 
@@ -31,7 +39,8 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from http import HTTPStatus
 
 import uvloop
 from aiohttp import web
@@ -39,7 +48,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from ner.data.conll import Sentence, check_text_input
 from ner.data.render import describe
-from ner.data.text import TextLine, Tokenize, text_sentences
+from ner.data.text import TextLine, TextSentence, Tokenize, text_sentences
 from ner.model.tagging import tag_sentences
 
 WEB_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "index.html")
@@ -50,7 +59,22 @@ MODEL = web.AppKey("model", object)
 MODEL_DIR = web.AppKey("model_dir", str)
 LIMITS = web.AppKey("limits", object)
 PAGE = web.AppKey("page", str)
+PARSER = web.AppKey("parser", ThreadPoolExecutor)
 log = logging.getLogger(__name__)
+
+# What the event loop may do for one request, so that no request can hold it long (measured with
+# the tiny test model on this 2-core machine, experiments/benchmark_service_stress.py shows the
+# effect): parse a body of at most INLINE_BODY_BYTES (the largest ~3.5 ms; a 1 MiB body of tokens
+# takes 170 ms, on the parsing thread), and tokenize and tag a request that provably holds at
+# most INLINE_TOKENS tokens (raw text: at most that many characters that are not whitespace, an
+# upper bound on its tokens; ~2 ms to tokenize).
+INLINE_BODY_BYTES = 16 << 10
+INLINE_TOKENS = 256
+# The tokenizer graph costs about (a text's UTF-8 bytes) x (its tokens) of memory, as it copies the
+# text once per token (tf.strings.substr over gathered texts, ner/data/tokenizer.py): a request's
+# texts go to it in calls whose upper bound of that stays within TOKENIZE_CALL_BYTES, and a text
+# alone costs at most 4 x max_text_chars^2 bytes (each character 4 bytes and a token).
+TOKENIZE_CALL_BYTES = 32 << 20
 
 
 @dataclass
@@ -58,17 +82,34 @@ class Limits:
     max_body_bytes: int = 1 << 20  # a larger request is answered 413
     max_sentences: int = 256       # per request (413)
     max_tokens: int = 512          # per sentence (413)
-    max_text_chars: int = 20000    # per raw-text sentence (413)
+    max_text_chars: int = 4096     # per raw text (413), checked before tokenizing: the tokenizer's memory
     body_timeout_s: float = 5.0    # from the headers; a body not whole by then is answered 408
 
 
-class RequestError(Exception):
-    """A request the service refuses: HTTP status and a message for the caller."""
+def over_limit(what: str, limit: str, limits: Limits, **options) -> RequestError:
+    """The 413 for what is over a limit ("text 3: 5000 characters"), naming the serve.py flag that
+    raises it (each Limits field has the flag of its name)."""
+    return RequestError(413, f"{what}; at most {getattr(limits, limit)} (serve.py --{limit} raises it)", **options)
 
-    def __init__(self, status: int, message: str):
+
+class RequestError(Exception):
+    """A request the service answers with an error: HTTP status, a message for the caller, a short
+    reason for /metrics (by default the status's name), headers, and whether the connection must
+    close (the body was not read to its end)."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None, headers: dict | None = None,
+                 close: bool = False):
         super().__init__(message)
-        self.status = status
-        self.message = message
+        self.status, self.message, self.headers, self.close = status, message, headers or {}, close
+        self.reason = reason or _status_reason(status)
+
+
+def _status_reason(status: int) -> str:
+    """A status's name as a label value: 413 -> request_entity_too_large."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:  # 499 (nginx's "client closed request") is no standard status
+        return "client_closed_request" if status == 499 else str(status)
 
 
 @dataclass
@@ -102,8 +143,8 @@ def _parse_token(token, where: str, width: int) -> tuple[str, ...]:
     if len(fields) < width:
         raise RequestError(400, f"{where}: the model reads CoNLL column {width - 1}; expected [word, column1, ..., "
                                 f"column{width - 1}], found {len(fields)} field(s)")
-    for column, field in enumerate(fields):
-        _check_encodable(field, f"{where} column {column}" if column else where)
+    for column, text in enumerate(fields):
+        _check_encodable(text, f"{where} column {column}" if column else where)
     return tuple(fields)
 
 
@@ -111,7 +152,7 @@ def _tokenized(sentence, number: int, limits: Limits, feature_columns: list[int]
     if not isinstance(sentence, list):
         raise RequestError(400, f"sentence {number}: expected a list of tokens")
     if len(sentence) > limits.max_tokens:
-        raise RequestError(413, f"sentence {number}: {len(sentence)} tokens; at most {limits.max_tokens}")
+        raise over_limit(f"sentence {number}: {len(sentence)} tokens", "max_tokens", limits)
     width = max(feature_columns, default=0) + 1  # fields each token needs: the word and the columns read
     columns = tuple(_parse_token(t, f"sentence {number} token {i}", width) for i, t in enumerate(sentence))
     lines = tuple(" ".join(fields) for fields in columns)
@@ -122,7 +163,7 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
     if not isinstance(text, str):
         raise RequestError(400, f"text {number}: expected a string")
     if len(text) > limits.max_text_chars:
-        raise RequestError(413, f"text {number}: {len(text)} characters; at most {limits.max_text_chars}")
+        raise over_limit(f"text {number}: {len(text)} characters", "max_text_chars", limits)
     _check_encodable(text, f"text {number}")
     try:
         check_text_input(feature_columns, "the model")
@@ -131,20 +172,64 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
     return TextLine(text, number + 1)
 
 
-def _tokenized_texts(lines: list[TextLine], tokenize: Tokenize, limits: Limits) -> list[Item]:
-    """The texts of a request as sentences, tokenized in one call of the model's tokenizer (a
-    fraction of a millisecond: on the event loop, it saves the hop to the tagging thread)."""
-    items = []
-    for number, sentence in enumerate(text_sentences(lines, tokenize)):
-        if len(sentence.sentence) > limits.max_tokens:
-            raise RequestError(413, f"text {number}: {len(sentence.sentence)} tokens; at most {limits.max_tokens}")
-        items.append(Item(sentence.sentence, sentence.text, sentence.offsets))
-    return items
+def _token_bound(text: str) -> int:
+    """At most this many tokens: the characters that are not whitespace (the tokenizer puts no
+    whitespace in a token, and every token holds a character)."""
+    return len("".join(text.split()))
 
 
-def parse_request(body: bytes, limits: Limits, feature_columns: list[int], tokenize: Tokenize) -> list[Item]:
-    """The sentences of a POST /tag body, or RequestError saying what is wrong with it; raw texts
-    are tokenized with `tokenize` (the model's)."""
+@dataclass
+class Work:
+    """One request's sentences, as the tagger takes them: `items` given (tokenized input), or raw
+    `texts` that sentences() tokenizes, where it runs (the worker thread, or the event loop for a
+    small request), and checks against the token limit. `bound`: at most this many tokens."""
+    items: list[Item] | None = None
+    texts: list[TextLine] = field(default_factory=list)
+    tokenize: Tokenize | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self):
+        self.size = len(self.items) if self.items is not None else len(self.texts)  # sentences, for batching
+        self.bound = (sum(len(item.sentence) for item in self.items) if self.items is not None
+                      else sum(_token_bound(line.text) for line in self.texts))
+
+    def sentences(self) -> list[Sentence]:
+        """The sentences to tag (those with a token), tokenizing raw texts the first time."""
+        if self.items is None:
+            self.items = [Item(s.sentence, s.text, s.offsets) for s in self._tokenized_texts()]
+        return [item.sentence for item in self.items if len(item.sentence)]
+
+    def _tokenized_texts(self) -> list[TextSentence]:
+        """The texts tokenized in calls of bounded memory (TOKENIZE_CALL_BYTES); RequestError 413 for
+        the first text over the token limit, before the texts after its call are tokenized."""
+        done, call, cost = [], [], 0
+        for line in self.texts + [None]:
+            line_cost = 0 if line is None else len(line.text.encode("utf-8")) * _token_bound(line.text)
+            if call and (line is None or cost + line_cost > TOKENIZE_CALL_BYTES):
+                for sentence in text_sentences(call, self.tokenize):
+                    if len(sentence.sentence) > self.limits.max_tokens:
+                        raise over_limit(f"text {sentence.sentence.first_line - 1}: {len(sentence.sentence)} tokens",
+                                         "max_tokens", self.limits)
+                    done.append(sentence)
+                call, cost = [], 0
+            if line is not None:
+                call.append(line)
+                cost += line_cost
+        return done
+
+    def answer(self, results: list) -> bytes:
+        """The JSON answer, given the tags and confidences of sentences() in order."""
+        tagged = iter(results)
+        answers = []
+        for item in self.items:
+            tags, confidence = next(tagged) if len(item.sentence) else ([], [])
+            answers.append(describe(item.sentence.words, tags, confidence, SCHEME, item.text, item.offsets))
+        return json.dumps({"sentences": answers}, ensure_ascii=False).encode("utf-8")
+
+
+def parse_request(body: bytes, limits: Limits, feature_columns: list[int], tokenize: Tokenize) -> Work:
+    """The work of a POST /tag body, or RequestError saying what is wrong with it. Every limit that
+    the body itself shows is checked here; raw texts are tokenized later, by Work.sentences."""
     try:
         request = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -153,6 +238,8 @@ def parse_request(body: bytes, limits: Limits, feature_columns: list[int], token
         raise RequestError(400, f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     except RecursionError:
         raise RequestError(400, "invalid JSON: nested too deeply") from None
+    except ValueError as e:  # what the JSON grammar allows but Python cannot hold: an integer of 5,000 digits
+        raise RequestError(400, f"invalid JSON: {e}") from None
     keys = ("text", "tokens", "sentences")
     given = [key for key in keys if isinstance(request, dict) and key in request]
     if len(given) != 1 or len(request) != 1:
@@ -166,11 +253,12 @@ def parse_request(body: bytes, limits: Limits, feature_columns: list[int], token
     if not isinstance(value, list):
         raise RequestError(400, f'"{key}": expected a list')
     if len(value) > limits.max_sentences:
-        raise RequestError(413, f"{len(value)} sentences; at most {limits.max_sentences} per request")
+        raise over_limit(f"{len(value)} sentences", "max_sentences", limits)
     if key == "text":
-        return _tokenized_texts([_raw_text(text, number, limits, feature_columns) for number, text in enumerate(value)],
-                                tokenize, limits)
-    return [_tokenized(sentence, number, limits, feature_columns) for number, sentence in enumerate(value)]
+        return Work(texts=[_raw_text(text, number, limits, feature_columns) for number, text in enumerate(value)],
+                    tokenize=tokenize, limits=limits)
+    return Work([_tokenized(sentence, number, limits, feature_columns) for number, sentence in enumerate(value)],
+                limits=limits)
 
 
 class Metrics:
@@ -182,7 +270,9 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.responses = Counter("ner_requests", "Requests answered, by path and HTTP status.", ["path", "code"],
                                  registry=self.registry)
-        self.errors = Counter("ner_errors", "Requests answered with a 4xx or 5xx status.", registry=self.registry)
+        self.errors = Counter("ner_errors", "Requests answered with a 4xx or 5xx status, by status and reason "
+                              "(internal: an unexpected error, logged with its traceback).", ["code", "reason"],
+                              registry=self.registry)
         self.tagging_errors = Counter("ner_tagging_errors", "Requests answered 500 because tagging them raised "
                                       "(alone: a micro-batch whose call raises is retried request by request).",
                                       registry=self.registry)
@@ -197,11 +287,11 @@ class Metrics:
         self.batch_requests = Histogram("ner_batch_requests", "Requests per tagging call (micro-batch).",
                                         registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
-    def answered(self, path: str, status: int):
-        """Counts one answer, and a 4xx or 5xx one as an error too."""
+    def answered(self, path: str, status: int, reason: str | None = None):
+        """Counts one answer, and a 4xx or 5xx one as an error too, by its reason."""
         self.responses.labels(path, str(status)).inc()
         if status >= 400:
-            self.errors.inc()
+            self.errors.labels(str(status), reason or _status_reason(status)).inc()
 
 
 class QueueFull(Exception):
@@ -209,13 +299,14 @@ class QueueFull(Exception):
 
 
 class MicroBatcher:
-    """Gathers the sentences of concurrent requests into one call of `tag` (sentences -> results in
-    order), run on one worker thread. A batch starts with the oldest waiting request and takes the
-    ones behind it until it holds max_batch sentences or max_wait seconds have passed; a request is
-    never split. At most max_queue requests wait; one more raises QueueFull. When a batch's call
-    raises, each of its requests is tagged again alone, so that only a request that fails by itself
-    is answered 500. Each request is one document: its sentences get its position in the batch as
-    their document number, so that requests tagged together never read each other's words."""
+    """Gathers the sentences of concurrent requests (Work) into one call of `tag` (sentences ->
+    results in order), run on one worker thread with the tokenizing before it and the answers
+    after it. A batch starts with the oldest waiting request and takes the ones behind it until it
+    holds max_batch sentences or max_wait seconds have passed; a request is never split. At most
+    max_queue requests wait; one more raises QueueFull. When a batch's call raises, each of its
+    requests is tagged again alone, so that only a request that fails by itself is answered 500.
+    Each request is one document: its sentences get its position in the batch as their document
+    number, so that requests tagged together never read each other's words."""
 
     def __init__(self, tag, max_batch: int, max_wait: float, max_queue: int, metrics: Metrics,
                  inline_when_idle: bool = True):
@@ -244,23 +335,26 @@ class MicroBatcher:
         while not self._queue.empty():  # answer whoever still waits
             _, future = self._queue.get_nowait()
             if not future.done():
-                future.set_exception(RequestError(503, "the service is shutting down"))
+                future.set_exception(RequestError(503, "the service is shutting down", "shutting_down"))
         self._executor.shutdown(wait=True)
 
-    async def tag(self, sentences: list[Sentence]) -> list:
-        if self.inline_when_idle and self._idle and not self._inline_claimed and self._queue.empty():
+    async def tag(self, work: Work) -> bytes:
+        """The request's JSON answer; RequestError for a request refused once tokenized or whose
+        tagging failed."""
+        if (self.inline_when_idle and work.bound <= INLINE_TOKENS and self._idle and not self._inline_claimed
+                and self._queue.empty()):
             self._inline_claimed = True
             try:
                 # One turn of the loop first: requests read together (under load) reach the queue and go
                 # in one batch, where tagging each here in turn would leave every batch one sentence.
                 await asyncio.sleep(0)
                 if self._idle and self._queue.empty():
-                    return self._tag_alone(sentences)
+                    return _outcome(self._answers([work])[0])
             finally:
                 self._inline_claimed = False
         future = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait((sentences, future))
+            self._queue.put_nowait((work, future))
         except asyncio.QueueFull:
             raise QueueFull() from None
         return await future
@@ -271,7 +365,7 @@ class MicroBatcher:
             batch = [await self._queue.get()]
         finally:
             self._idle = False
-        size = len(batch[0][0])
+        size = batch[0][0].size
         deadline = asyncio.get_running_loop().time() + self.max_wait
         while size < self.max_batch:
             if self._queue.empty():
@@ -285,7 +379,7 @@ class MicroBatcher:
             else:
                 item = self._queue.get_nowait()
             batch.append(item)
-            size += len(item[0])
+            size += item[0].size
         return batch
 
     async def _run(self):
@@ -298,20 +392,38 @@ class MicroBatcher:
                 if not future.done():  # done: its client has gone
                     await self._tag_and_answer([(request, future)])
 
-    def _tag_alone(self, sentences: list[Sentence]) -> list:
-        """One request tagged here and now, on the event loop; RequestError 500 if tagging raises."""
-        sentences = _as_documents([sentences])
-        try:
-            results = self._tag(sentences)
-        except Exception as error:
-            raise self._failed(error) from None
-        self._tagged(sentences, 1)
-        return results
-
-    def _failed(self, error: Exception) -> RequestError:
-        """The 500 for a lone request whose tagging raised, counted."""
-        self._metrics.tagging_errors.inc()
-        return RequestError(500, f"tagging failed: {error}")
+    def _answers(self, works: list[Work]) -> list:
+        """Each request's JSON answer, or the RequestError that refuses it (over a limit once
+        tokenized, or a lone request whose tagging raised: 500), from one tagging call; raises what
+        that call raised when several requests were in it, for the caller to tag each again alone."""
+        outcomes, taken = [], []
+        for work in works:
+            try:
+                sentences = work.sentences()
+            except RequestError as error:
+                outcomes.append(error)
+                continue
+            outcomes.append(None)
+            if sentences:
+                taken.append((len(outcomes) - 1, sentences))
+        if taken:
+            sentences = _as_documents([request for _, request in taken])
+            try:
+                results = self._tag(sentences)
+            except Exception as error:
+                if len(taken) > 1:
+                    raise
+                self._metrics.tagging_errors.inc()
+                outcomes[taken[0][0]] = RequestError(500, f"tagging failed: {error}", "tagging_failed")
+                taken = []
+            else:
+                self._tagged(sentences, len(taken))
+        results_of, position = {}, 0
+        for index, request in taken:
+            results_of[index] = results[position:position + len(request)]
+            position += len(request)
+        return [outcome or work.answer(results_of.get(index, [])) for index, (work, outcome)
+                in enumerate(zip(works, outcomes))]
 
     def _tagged(self, sentences: list[Sentence], requests: int):
         self._metrics.batch_sentences.observe(len(sentences))
@@ -319,26 +431,32 @@ class MicroBatcher:
         self._metrics.sentences.inc(len(sentences))
 
     async def _tag_and_answer(self, batch: list) -> bool:
-        """Tags the batch in one call on the worker thread and answers its requests. False when the
-        call raised for several requests, which are left for the caller to retry; a lone request that
+        """Tokenizes, tags and answers the batch on the worker thread. False when the tagging call
+        raised for several requests, which are left for the caller to retry; a lone request that
         fails is answered 500 here, and the service goes on."""
-        sentences = _as_documents([request for request, _ in batch])
         try:
-            results = await asyncio.get_running_loop().run_in_executor(self._executor, self._tag, sentences)
+            outcomes = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._answers, [work for work, _ in batch])
         except Exception as error:
             if len(batch) > 1:
                 return False
-            future = batch[0][1]
-            if not future.done():
-                future.set_exception(self._failed(error))
+            if not batch[0][1].done():
+                batch[0][1].set_exception(error)  # unexpected: the middleware answers 500 and logs it
             return True
-        self._tagged(sentences, len(batch))
-        position = 0
-        for request, future in batch:
+        for (_, future), outcome in zip(batch, outcomes):
             if not future.done():  # done: its client has gone
-                future.set_result(results[position:position + len(request)])
-            position += len(request)
+                if isinstance(outcome, RequestError):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
         return True
+
+
+def _outcome(outcome):
+    """An answer from MicroBatcher._answers, or its error raised."""
+    if isinstance(outcome, RequestError):
+        raise outcome
+    return outcome
 
 
 def _as_documents(requests: list[list[Sentence]]) -> list[Sentence]:
@@ -347,24 +465,38 @@ def _as_documents(requests: list[list[Sentence]]) -> list[Sentence]:
             for document, request in enumerate(requests) for sentence in request]
 
 
-def _error(status: int, message: str, **headers) -> web.Response:
-    return web.json_response({"error": message}, status=status, headers=headers)
-
-
 @web.middleware
-async def _count_and_explain(request: web.Request, handler):
-    """Counts every answer by path and status for /metrics, and answers HTTP errors in JSON."""
+async def _answer_and_count(request: web.Request, handler):
+    """The one place that answers a request that failed, whatever raised: JSON {"error": ...} with
+    its status, counted in /metrics by path and status and, as an error, by reason. A RequestError
+    is the service's answer; aiohttp's own (404, 405) keep their status; anything else is a bug:
+    500 "internal", logged once with its traceback."""
     started = time.perf_counter()
+    reason = None
     try:
         response = await handler(request)
+    except RequestError as e:
+        response, reason = web.json_response({"error": e.message}, status=e.status, headers=e.headers), e.reason
+        if e.close:
+            response.force_close()  # the rest of the body may still come; the connection cannot serve another request
     except web.HTTPException as e:
-        response = _error(e.status, e.reason)
+        response = web.json_response({"error": e.reason}, status=e.status, headers=_kept_headers(e))
+    except Exception:
+        log.exception("%s %s: unexpected error", request.method, request.path)
+        response, reason = web.json_response({"error": "internal error (the service's log has its traceback)"},
+                                             status=500), "internal"
+        response.force_close()  # what the error left unread of the request is unknown
     metrics = request.app[METRICS]
     path = request.match_info.route.resource.canonical if request.match_info.route.resource else "other"
-    metrics.answered(path, response.status)
+    metrics.answered(path, response.status, reason)
     if path == "/tag":
         metrics.latency.observe(time.perf_counter() - started)
     return response
+
+
+def _kept_headers(error: web.HTTPException) -> dict:
+    """What an aiohttp error's headers say beyond its plain-text body (405's Allow, say)."""
+    return {key: value for key, value in error.headers.items() if key not in ("Content-Type", "Content-Length")}
 
 
 def _arrived(request: web.Request) -> str:
@@ -373,37 +505,44 @@ def _arrived(request: web.Request) -> str:
     return f"{request.content.total_bytes}{promised} bytes"
 
 
+async def _read_body(request: web.Request, limits: Limits) -> bytes:
+    """The request's body, or RequestError: refused from its headers before any of it is read (a
+    Content-Length over the limit, a Content-Encoding), over the limit as it arrives (chunked), not
+    whole within body_timeout_s, or cut off by its client."""
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        # Nothing to inflate means no decompression bomb, and no 500 for a body that is not what it says.
+        raise RequestError(415, f"Content-Encoding {encoding[:40]!r} is not supported: send the JSON body "
+                                "uncompressed", close=True)
+    if request.content_length is not None and request.content_length > limits.max_body_bytes:
+        raise over_limit(f"request body of {request.content_length} bytes (its Content-Length)", "max_body_bytes",
+                         limits, close=True)
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):  # else a client that sends less than it promised holds on
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:  # a body without Content-Length (chunked) that grew past the limit
+        raise RequestError(413, f"request body over {limits.max_body_bytes} bytes (serve.py --max_body_bytes "
+                                "raises it)", close=True) from None
+    except TimeoutError:
+        raise RequestError(408, f"request body incomplete after {limits.body_timeout_s:g} s: {_arrived(request)} "
+                                "arrived", close=True) from None
+    except ConnectionError:
+        log.warning("POST /tag: the client at %s disconnected after %s of the body", request.remote, _arrived(request))
+        raise RequestError(499, "client closed the connection") from None  # nginx's status: only /metrics reads it
+
+
 async def _tag(request: web.Request) -> web.Response:
     app = request.app
     model, limits = app[MODEL], app[LIMITS]
+    body = await _read_body(request, limits)
+    parse = functools.partial(parse_request, body, limits, model.config.feature_columns, model.tokenize)
+    work = parse() if len(body) <= INLINE_BODY_BYTES else await asyncio.get_running_loop().run_in_executor(
+        app[PARSER], parse)
     try:
-        async with asyncio.timeout(limits.body_timeout_s):  # else a client that sends less than it promised holds on
-            body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"request body over {limits.max_body_bytes} bytes")
-    except TimeoutError:
-        response = _error(408, f"request body incomplete after {limits.body_timeout_s:g} s: {_arrived(request)} arrived")
-        response.force_close()  # the rest of the body may still come; the connection cannot serve another request
-        return response
-    except ConnectionError:
-        log.warning("POST /tag: the client at %s disconnected after %s of the body", request.remote, _arrived(request))
-        return _error(499, "client closed the connection")  # nginx's status for it: nobody reads it but /metrics
-    try:
-        items = parse_request(body, limits, model.config.feature_columns, model.tokenize)
-    except RequestError as e:
-        return _error(e.status, e.message)
-    to_tag = [item.sentence for item in items if len(item.sentence)]
-    try:
-        tagged = iter(await app[BATCHER].tag(to_tag)) if to_tag else iter(())
+        answer = await app[BATCHER].tag(work)
     except QueueFull:
-        return _error(503, "the service is busy; retry later", **{"Retry-After": "1"})
-    except RequestError as e:
-        return _error(e.status, e.message)
-    answers = []
-    for item in items:
-        tags, confidence = next(tagged) if len(item.sentence) else ([], [])
-        answers.append(describe(item.sentence.words, tags, confidence, SCHEME, item.text, item.offsets))
-    return web.json_response({"sentences": answers}, dumps=functools.partial(json.dumps, ensure_ascii=False))
+        raise RequestError(503, "the service is busy; retry later", "busy", {"Retry-After": "1"}) from None
+    return web.Response(body=answer, content_type="application/json", charset="utf-8")
 
 
 async def _health(request: web.Request) -> web.Response:
@@ -429,7 +568,10 @@ def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, 
     limits = limits or Limits()
     if tag is None:
         tag = functools.partial(tag_sentences, model, scheme=SCHEME, batch_size=max_batch)
-    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_count_and_explain])
+    # auto_decompress off: aiohttp would inflate a body as it arrives, before any handler could refuse
+    # its Content-Encoding (415 in _read_body), and log a traceback for a body that is not what it says.
+    app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[_answer_and_count],
+                          handler_args={"auto_decompress": False})
     app[MODEL], app[MODEL_DIR], app[LIMITS] = model, model_dir, limits
     with open(WEB_PAGE, encoding="utf-8") as f:
         app[PAGE] = f.read()
@@ -440,8 +582,10 @@ def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, 
                                                  inline_when_idle)
         app[METRICS].queued.set_function(lambda: batcher.queued)  # read at each scrape
         batcher.start()
+        app[PARSER] = ThreadPoolExecutor(1, thread_name_prefix="parsing")  # bodies over INLINE_BODY_BYTES
         yield
         await app[BATCHER].stop()
+        app[PARSER].shutdown(wait=True)
 
     app.cleanup_ctx.append(start_batcher)
     app.router.add_post("/tag", _tag)

@@ -175,13 +175,16 @@ def test_model_with_feature_columns_takes_column_tokens(feature_model_dir, test_
     (b'{"sentences": ' + json.dumps([["a"]] * 5).encode() + b"}", 413, "5 sentences; at most 4"),
     (b'{"tokens": ' + json.dumps(["a"] * 9).encode() + b"}", 413, "sentence 0: 9 tokens; at most 8"),
     (b'{"text": "' + b"a " * 9 + b'"}', 413, "text 0: 9 tokens; at most 8"),
-    (b'{"text": "' + b"a" * 300 + b'"}', 413, "request body over 256 bytes"),
+    (b'{"text": "' + b"a" * 300 + b'"}', 413,
+     "request body of 312 bytes (its Content-Length); at most 256 (serve.py --max_body_bytes raises it)"),
+    (b'{"text": "' + b"a" * 101 + b'"}', 413, "text 0: 101 characters; at most 100 (serve.py --max_text_chars raises it)"),
+    (b'{"tokens": 1e999}', 400, "sentence 0: expected a list of tokens"),
     (b'{"tokens": ["a", "b", "\\ud800"]}', 400, "sentence 0 token 2: character 0 is U+D800, a lone surrogate"),
     (b'{"sentences": [["a"], ["b\\udfff"]]}', 400, "sentence 1 token 0: character 1 is U+DFFF"),
     (b'{"text": ["a", "Anna \\ud800 b"]}', 400, "text 1: character 5 is U+D800"),
     (b'{"tokens": ["a\\u0000b"]}', 400, "sentence 0 token 0: character 1 is U+0000 (NUL)"),
     (b'{"text": "a \\u0000"}', 400, "text 0: character 2 is U+0000 (NUL)"),
-    (b'[' * 100000 + b']' * 100000, 413, "request body over 256 bytes"),
+    (b'[' * 100000 + b']' * 100000, 413, "request body of 200000 bytes (its Content-Length); at most 256"),
 ])
 def test_bad_requests_get_a_status_and_a_message(model, body, status, message):
     limits = http.Limits(max_body_bytes=256, max_sentences=4, max_tokens=8, max_text_chars=100)
@@ -223,7 +226,9 @@ def test_health_metrics_and_unknown_paths(model):
     assert metric(text, "ner_requests_total", path="/tag", code="200") == 2
     assert metric(text, "ner_requests_total", path="/tag", code="400") == 1
     assert metric(text, "ner_requests_total", path="/health", code="200") == 1
-    assert metric(text, "ner_errors_total") == 3  # the 400, the 404 and the 405
+    assert metric(text, "ner_errors_total", code="400", reason="bad_request") == 1
+    assert metric(text, "ner_errors_total", code="404", reason="not_found") == 1
+    assert metric(text, "ner_errors_total", code="405", reason="method_not_allowed") == 1
     assert metric(text, "ner_sentences_total") == 4
     assert metric(text, "ner_request_duration_seconds_count") == 3
     assert metric(text, "ner_batch_sentences_count") == 2 and metric(text, "ner_batch_sentences_sum") == 4
@@ -404,6 +409,87 @@ def test_a_failing_batch_is_tagged_again_request_by_request(model, test_sentence
     assert metric(metrics, "ner_requests_total", path="/tag", code="500") == 1
 
 
+class Recording:
+    """The model, with each tokenize call recorded: whether the event loop's thread made it, how
+    many texts and characters; a call with a text of more than `hold_over` characters waits for
+    `opened`."""
+
+    def __init__(self, model, hold_over=None):
+        self.config, self._model, self.calls = model.config, model, []
+        self.hold_over, self.opened, self.entered = hold_over, threading.Event(), threading.Event()
+
+    def tokenize(self, texts):
+        on_loop = threading.current_thread() is threading.main_thread()
+        self.calls.append((on_loop, len(texts), sum(map(len, texts))))
+        if self.hold_over is not None and max(map(len, texts)) > self.hold_over:
+            self.entered.set()
+            self.opened.wait(10)  # bounded: tokenized on the loop (a bug), this would stop everything
+        if on_loop and sum(len("".join(text.split())) for text in texts) > http.INLINE_TOKENS:
+            raise AssertionError("the event loop tokenized a request that can hold more than INLINE_TOKENS tokens")
+        return self._model.tokenize(texts)
+
+
+def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, test_sentences):
+    """Issue 29 case 4: raw texts used to be tokenized on the event loop before their token limit
+    was checked, so that one large request held every other. The loop tokenizes and tags only a
+    request that holds at most INLINE_TOKENS tokens (raw text: non-space characters); a larger
+    one is tokenized on the worker, in calls of bounded memory, while the loop goes on answering;
+    a text over the token limit stops the tokenizing at its call."""
+    recording = Recording(model, hold_over=1000)
+    tag_threads = []
+
+    def tag(sentences):
+        tag_threads.append((threading.current_thread() is threading.main_thread(), sum(map(len, sentences))))
+        return tag_sentences(model, sentences, "iob2", 64)
+
+    texts = [" ".join(s.words) for s in test_sentences[:200]]
+    paris = ("Paris " * 700)[:4000]  # 667 tokens, within the characters allowed
+
+    async def scenario(client):
+        small = await post(client, {"text": texts[0]})
+        large = await post(client, {"text": texts})
+        tokens = await post(client, {"sentences": [t.split() for t in texts]})
+        held = asyncio.create_task(post(client, {"text": [paris] * 50}))
+        await until(recording.entered.is_set)  # the worker tokenizes the 50 texts and waits
+        health = await client.get("/health")  # the loop is free meanwhile
+        bad = await post(client, b"{")
+        recording.opened.set()
+        return small, large, tokens, await held, health.status, bad
+
+    small, large, tokens, held, health, bad = run_with_client(http.make_app(recording, "tiny", tag=tag), scenario)
+    assert [status for status, _ in (small, large, tokens)] == [200, 200, 200]
+    assert held == (413, {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"})
+    assert (health, bad[0]) == (200, 400)
+    # Inline: the small request alone; the 200 texts and the 50 went to the worker.
+    assert [on_loop for on_loop, _, _ in recording.calls] == [True, False, False]
+    assert [on_loop for on_loop, _ in tag_threads] == [True, False, False]
+    # 50 texts of 4,000 bytes and 3,334 non-space characters, (4,000 x 3,334 bytes each for the
+    # tokenizer): two to a call within TOKENIZE_CALL_BYTES, and the first call found text 0 too long.
+    assert recording.calls[2][1:] == (2, 8000)
+
+
+def test_an_unexpected_error_is_a_json_500_counted_and_logged_once(model, caplog):
+    """What nobody foresaw (here: the tokenizer raising) is answered by the same middleware as
+    every other error: JSON, counted with reason "internal", its traceback logged once."""
+    class Broken(Recording):
+        def tokenize(self, texts):
+            raise RuntimeError("the tokenizer broke")
+
+    async def scenario(client):
+        return (await post(client, {"text": "Anna"}), await post(client, {"text": ["Anna"] * 200}),
+                await post(client, {"tokens": ["Anna"]}), await (await client.get("/metrics")).text())
+
+    inline, on_worker, tokens, metrics = run_with_client(
+        http.make_app(Broken(model), "tiny", tag=lambda sentences: tag_sentences(model, sentences, "iob2", 64)), scenario)
+    assert inline == on_worker == (500, {"error": "internal error (the service's log has its traceback)"})
+    assert tokens[0] == 200
+    assert metric(metrics, "ner_errors_total", code="500", reason="internal") == 2
+    assert metric(metrics, "ner_requests_total", path="/tag", code="500") == 2
+    logged = [record for record in caplog.records if record.exc_info]
+    assert [record.getMessage() for record in logged] == ["POST /tag: unexpected error"] * 2
+    assert [str(record.exc_info[1]) for record in logged] == ["the tokenizer broke"] * 2
+
+
 def test_a_body_shorter_than_its_content_length_gets_408(model):
     app = http.make_app(model, "tiny", limits=http.Limits(body_timeout_s=0.5))
 
@@ -450,36 +536,87 @@ def chromium():
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.mark.skipif(chromium() is None, reason="Debian's chromium package is not installed (.ci/run installs it)")
-def test_web_page_highlights_entities_in_headless_chromium(model, test_sentences, tmp_path):
+needs_chromium = pytest.mark.skipif(chromium() is None,
+                                    reason="Debian's chromium package is not installed (.ci/run installs it)")
+
+
+async def open_page(client, texts, tmp_path, screenshot=None) -> str:
+    """The page's DOM once headless Chromium opened /?text=<the texts, a line each> (which tags them
+    at once); with `screenshot`, a 1000x600 PNG of it is written there too."""
     from urllib.parse import quote
     chrome = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
               "--no-first-run", "--virtual-time-budget=20000", f"--user-data-dir={tmp_path / 'profile'}"]
+    url = str(client.make_url("/")) + "?text=" + quote("\n".join(texts))
+    dom = None
+    for extra in (["--dump-dom"], [f"--screenshot={screenshot}", "--window-size=1000,600"] if screenshot else None):
+        if extra is None:
+            continue
+        process = await asyncio.create_subprocess_exec(*chrome, *extra, url, stdout=subprocess.PIPE,
+                                                       stderr=subprocess.PIPE)
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode(errors="replace")
+        dom = dom or out.decode()
+    return dom
 
+
+def page_marks(dom) -> list[tuple[str, str]]:
+    """(entity type, highlighted text) of each <mark> on the page, in order."""
+    return [(kind, html.unescape(text)) for kind, text in
+            re.findall(r'<mark data-type="([^"]+)" title="[^"]*">([^<]*)</mark>', dom)]
+
+
+def page_lines(dom) -> list[str]:
+    """The text of each result line on the page."""
+    lines = re.findall(r"<p>(.*?)</p>", dom.split('id="result"', 1)[1])
+    return [html.unescape(re.sub(r"<[^>]+>", "", line)) for line in lines]
+
+
+@needs_chromium
+def test_web_page_highlights_entities_in_headless_chromium(model, test_sentences, tmp_path):
     async def scenario(client):
         # Sentences from the synthetic corpus in which the tiny model finds entities.
         texts = [" ".join(s.words) for s in test_sentences[:40]]
         _, body = await post(client, {"text": texts})
         chosen = [a for a in body["sentences"] if a["entities"]][:3]
-        url = str(client.make_url("/")) + "?text=" + quote("\n".join(a["text"] for a in chosen))
-        results = []
-        for extra in (["--dump-dom"], [f"--screenshot={tmp_path / 'page.png'}", "--window-size=1000,600"]):
-            process = await asyncio.create_subprocess_exec(*chrome, *extra, url, stdout=subprocess.PIPE,
-                                                           stderr=subprocess.PIPE)
-            out, err = await process.communicate()
-            assert process.returncode == 0, err.decode(errors="replace")
-            results.append(out.decode())
-        return chosen, results[0]
+        return chosen, await open_page(client, [a["text"] for a in chosen], tmp_path, tmp_path / "page.png")
 
     chosen, dom = run_with_client(http.make_app(model, "tiny"), scenario)
     assert chosen, "the tiny model found no entity in the test sentences"
-    marks = re.findall(r'<mark data-type="([^"]+)" title="[^"]*">([^<]*)</mark>', dom)
-    assert marks == [(e["type"], e["text"]) for a in chosen for e in a["entities"]]
-    lines = re.findall(r"<p>(.*?)</p>", dom.split('id="result"', 1)[1])
-    assert [html.unescape(re.sub(r"<[^>]+>", "", line)) for line in lines] == [a["text"] for a in chosen]
+    assert page_marks(dom) == [(e["type"], e["text"]) for a in chosen for e in a["entities"]]
+    assert page_lines(dom) == [a["text"] for a in chosen]
     png = (tmp_path / "page.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1000, 600)
+
+
+# Words a stand-in tagger marks, so that the page is tested on entities placed around characters
+# that JavaScript counts otherwise than the service: outside the BMP (two UTF-16 units: an emoji, a
+# ZWJ family of several), a combining mark (NFD u + U+0308) and CJK (one unit each, no spaces).
+STAND_IN_ENTITIES = {"Angela": "B-PER", "Merkel": "I-PER", "Paris": "B-LOC", "Zu\u0308rich": "B-LOC",
+                     "\u6771\u4eac": "B-LOC", "\U00020BB7\u91ce\u5bb6": "B-ORG"}
+
+
+def stand_in_tagger(sentences):
+    return [([STAND_IN_ENTITIES.get(word, "O") for word in s.words], [0.5] * len(s.words)) for s in sentences]
+
+
+@needs_chromium
+def test_web_page_highlights_the_right_characters_in_any_unicode_text(model, tmp_path):
+    """The service's offsets are code points; the page slices the text by code points, not by
+    JavaScript's UTF-16 units, so every highlight holds its entity's characters exactly."""
+    texts = ["\U0001F600 Angela Merkel flew to Paris.",
+             "Caf\u00e9 cre\u0300me in Zu\u0308rich \U0001F469\u200d\U0001F469\u200d\U0001F467 with Angela Merkel",
+             "\u6771\u4eac\U0001F600\u3067 \U00020BB7\u91ce\u5bb6 Paris"]
+
+    async def scenario(client):
+        _, body = await post(client, {"text": texts})
+        return body["sentences"], await open_page(client, texts, tmp_path)
+
+    answers, dom = run_with_client(http.make_app(model, "stand-in", tag=stand_in_tagger), scenario)
+    assert [e["text"] for a in answers for e in a["entities"]] == [
+        "Angela Merkel", "Paris", "Zu\u0308rich", "Angela Merkel", "\u6771\u4eac", "\U00020BB7\u91ce\u5bb6", "Paris"]
+    assert page_marks(dom) == [(e["type"], e["text"]) for a in answers for e in a["entities"]]
+    assert page_lines(dom) == texts
 
 
 def free_port():
@@ -500,22 +637,111 @@ def listening_addresses(port):
     return found
 
 
-def test_serve_py_binds_loopback_tags_and_stops(frozen_dir):
-    import urllib.request
+class Served:
+    """serve.py running in a subprocess: its port, and the lines of its stderr so far."""
+
+    def __init__(self, process, port):
+        self.process, self.port, self.stderr = process, port, []
+        self._reader = threading.Thread(target=lambda: self.stderr.extend(process.stderr), daemon=True)
+
+    def peak_rss_mb(self) -> float:
+        """serve.py's peak resident memory so far (VmHWM)."""
+        with open(f"/proc/{self.process.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+    def request(self, head: bytes, body: bytes = b"") -> tuple[int, dict, dict]:
+        """Sends a request as given (request line and headers, without the blank line) -> status,
+        headers and JSON body of the answer."""
+        import http.client
+        with socket.create_connection(("127.0.0.1", self.port), timeout=HANG_GUARD) as connection:
+            connection.sendall(head + b"\r\n\r\n" + body)
+            response = http.client.HTTPResponse(connection)
+            response.begin()
+            return response.status, dict(response.getheaders()), json.loads(response.read())
+
+    def post(self, body: bytes, *headers: bytes) -> tuple[int, dict, dict]:
+        return self.request(b"\r\n".join([b"POST /tag HTTP/1.1", b"Host: 127.0.0.1", b"Content-Type: application/json",
+                                           b"Content-Length: %d" % len(body), *headers]), body)
+
+    def metrics(self) -> str:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics") as response:
+            return response.read().decode()
+
+
+@pytest.fixture(scope="module")
+def served(frozen_dir):
+    """serve.py on the tiny frozen folder, for every test of the real command; stopped by SIGINT,
+    with exit status 0, when the module's tests are done."""
     port = free_port()
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", frozen_dir,
                                 "--port", str(port)], stderr=subprocess.PIPE, cwd=ROOT)
+    server = Served(process, port)
     try:
         for line in process.stderr:  # waits for the line that says it listens
+            server.stderr.append(line)
             if b"serving" in line:
                 break
-        assert listening_addresses(port) == ["127.0.0.1"]
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/tag", data=b'{"text": "Anna lives in Lisbon"}')
-        with urllib.request.urlopen(request) as response:
-            assert json.load(response)["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
+        server._reader.start()
+        yield server
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(HANG_GUARD) == 0
+
+
+def test_serve_py_binds_loopback_and_tags(served):
+    assert listening_addresses(served.port) == ["127.0.0.1"]
+    status, _, body = served.post(b'{"text": "Anna lives in Lisbon"}')
+    assert status == 200 and body["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
+
+
+def folder_digest(folder) -> dict:
+    import hashlib
+    return {os.path.relpath(os.path.join(d, name), folder): hashlib.sha256(open(os.path.join(d, name), "rb").read())
+            .hexdigest() for d, _, names in os.walk(folder) for name in names}
+
+
+def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, frozen_dir):
+    """Issue 29 cases 4-6: a body with more than Python's 4,300 digits in a number, a
+    Content-Encoding the body does not have, a Content-Length over the limit (nothing sent after
+    the headers: refused at once, not after the body timeout), and raw texts of thousands of
+    tokens are 4xx in JSON, counted in /metrics, with nothing in the log; tokenizing is bounded
+    (refused by characters before tokenizing, else tokenized in calls of bounded memory); the
+    service goes on tagging and writes nothing into the model folder."""
+    before, metrics_before, log_before = folder_digest(frozen_dir), served.metrics(), len(served.stderr)
+    served.post(b'{"text": "warm up"}')
+    rss_before = served.peak_rss_mb()
+    paris = "Paris " * 3300  # ~19,800 characters, 3,300 tokens: 50 of them fit the 1 MiB body
+    answers = [served.post(b'{"tokens": 1' + b"0" * 5000 + b"}"),
+               served.post(b'{"text": "Anna"}', b"Content-Encoding: gzip"),
+               served.request(b"POST /tag HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999"),
+               served.post(json.dumps({"text": [paris] * 50}).encode()),
+               served.post(json.dumps({"text": [paris[:4000]] * 50}).encode())]
+    tagged = served.post(b'{"text": "Anna lives in Lisbon"}')
+    rss_after = served.peak_rss_mb()
+    assert [(status, headers["Content-Type"]) for status, headers, _ in answers] == [
+        (400, "application/json; charset=utf-8"), (415, "application/json; charset=utf-8"),
+        (413, "application/json; charset=utf-8"), (413, "application/json; charset=utf-8"),
+        (413, "application/json; charset=utf-8")]
+    assert [body for _, _, body in answers] == [
+        {"error": "invalid JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5001 "
+                  "digits; use sys.set_int_max_str_digits() to increase the limit"},
+        {"error": "Content-Encoding 'gzip' is not supported: send the JSON body uncompressed"},
+        {"error": "request body of 99999999 bytes (its Content-Length); at most 1048576 (serve.py --max_body_bytes "
+                  "raises it)"},
+        {"error": "text 0: 19800 characters; at most 4096 (serve.py --max_text_chars raises it)"},
+        {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"}]
+    assert all(headers.get("Connection") == "close" for _, headers, _ in answers[1:3])  # their bodies were not read
+    assert tagged[0] == 200 and tagged[2]["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
+    metrics = served.metrics()
+    for code, reason, count in (("400", "bad_request", 1), ("415", "unsupported_media_type", 1),
+                                ("413", "request_entity_too_large", 3)):
+        assert (metric(metrics, "ner_errors_total", code=code, reason=reason)
+                - metric(metrics_before, "ner_errors_total", code=code, reason=reason)) == count
+    assert b"".join(served.stderr[log_before:]).decode() == ""
+    # Memory: tokenizing the 50 texts of 19,800 characters took serve.py's peak to 3.8 GB.
+    assert rss_after - rss_before < 400, (rss_before, rss_after)
+    assert folder_digest(frozen_dir) == before
 
 
 def test_serve_py_reports_a_bad_model_folder_and_bad_flags(tmp_path):

@@ -134,10 +134,12 @@ def test_service_request_parser_accepts_or_explains(body):
     limits = http.Limits(max_sentences=8, max_tokens=16, max_text_chars=200)
     for feature_columns in ([], [1, 2]):
         try:
-            items = http.parse_request(body, limits, feature_columns, tokenize_texts)
+            work = http.parse_request(body, limits, feature_columns, tokenize_texts)
+            work.sentences()  # tokenizes raw texts, then checks their token limit
         except http.RequestError as e:
             assert e.status in (400, 413) and e.message
             continue
+        items = work.items
         assert len(items) <= 8
         for item in items:
             assert len(item.sentence) <= 16 and all(all(f) for f in item.sentence.columns)
