@@ -179,6 +179,17 @@ def test_a_run_killed_before_its_first_epoch_starts_again(resume, corpus_dir, em
     assert not (folder / model_folder.BEST_CHECKPOINTS / "ckpt-1_temp").exists()
 
 
+def test_a_model_whose_last_checkpoint_was_removed_is_never_started_afresh(corpus_dir, emb_dir, model_dir, tmp_path):
+    folder = tmp_path / "shipped"
+    shutil.copytree(model_dir, folder)
+    shutil.rmtree(folder / model_folder.LAST_CHECKPOINTS)
+    before = state(folder)
+    assert_user_error(train(corpus_dir, emb_dir, folder), "already holds a model; use --resume")
+    assert_user_error(train(corpus_dir, emb_dir, folder, "--resume"), "nothing to resume",
+                      "train again into another --model_dir")
+    assert state(folder) == before
+
+
 def test_kill_9_before_the_first_epoch_then_the_same_command(corpus_dir, emb_dir, tmp_path):
     folder = tmp_path / "run"
     command = train_command(corpus_dir, emb_dir, folder, epochs=2)

@@ -119,17 +119,21 @@ def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: b
     # TensorFlow op runs (multi-worker collectives and logical devices need that).
     from ner import tf_options
     from ner.training import distribute
-    from ner.training.checkpoints import finished_checkpoint
+    from ner.training.checkpoints import finished_checkpoint, holds_a_model
     tf_options.limit_threads(threads)
     strategy = distribute.make_strategy(strategy_name, logical_cpus)
     chief = distribute.is_chief(strategy)  # only the chief writes the folder, so only it locks it
     with (model_folder.writing(model_dir, model_folder.TRAIN_KIND, "--model_dir") if chief
           else contextlib.nullcontext()):
         finished = finished_checkpoint(model_dir)
-        if finished is not None and not resume:
-            raise ValueError(f"{model_dir}: already holds a model (epoch {finished.rsplit('-', 1)[-1]} finished); "
-                             "use --resume to continue it, or another --model_dir")
-        afresh = finished is None
+        afresh = not holds_a_model(model_dir)
+        if not afresh and not resume:
+            epoch = f" (epoch {finished.rsplit('-', 1)[-1]} finished)" if finished else ""
+            raise ValueError(f"{model_dir}: already holds a model{epoch}; use --resume to continue it, or another "
+                             "--model_dir")
+        if not afresh and finished is None:
+            raise FileNotFoundError(f"{model_dir}: nothing to resume: {model_folder.LAST_CHECKPOINTS} holds no finished "
+                                    "checkpoint, though the folder holds a model; train again into another --model_dir")
         if resume and afresh:
             print(f"{model_dir}: no epoch finished yet: starting afresh", file=sys.stderr)
         vocab = load_vocabulary(model_dir if resume else emb_dir)
@@ -147,7 +151,7 @@ def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: b
                 trainer = build_trainer(config, vocab, model_dir, resume and not afresh, strategy)
                 trainer.fit(train_sentences, dev_sentences, dev_scheme)
         except BaseException:
-            if afresh and chief and not resume and finished_checkpoint(model_dir) is None:
+            if afresh and chief and not resume and not holds_a_model(model_dir):
                 model_folder.remove_written(model_dir, model_folder.TRAIN_KIND)
             raise
     return trainer
