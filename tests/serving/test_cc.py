@@ -424,6 +424,16 @@ def test_runner_and_inference_py_refuse_deep_or_long_json_with_one_line(cc_build
         assert f"tagger: {named}: {message}\n" in runner.stderr.decode(), runner.stderr.decode()
 
 
+def test_brackets_and_digits_inside_strings_are_no_nesting_or_numbers(cc_build, frozen_dir, tmp_path):
+    """The bounds count what a parser nests and reads as numbers, never what a string holds."""
+    from test_loaders import with_member
+
+    from ner.serving.loaders import load_model
+    folder, _ = damaged_copy(frozen_dir, tmp_path, with_member('"\\"' + "[{" * 100 + "9" * 200 + '\\\\"'))
+    load_model(folder)
+    CTagger(os.path.join(cc_build, "libtagger.so"), folder).close()
+
+
 def flip_byte(name):
     def damage(folder):
         path = os.path.join(folder, name)
