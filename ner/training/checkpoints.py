@@ -13,7 +13,7 @@ import tempfile
 
 import tensorflow as tf
 
-from ner import model_folder
+from ner import integrity, model_folder
 from ner.config import TRAINING_KEYS
 
 
@@ -51,6 +51,7 @@ class Checkpoints:
     def save_best(self, epoch: int) -> None:
         self.best.save(checkpoint_number=epoch)
         self.model.config.save(os.path.join(self.model_dir, model_folder.TRAINED_CONFIG))
+        integrity.seal_model_folder(self.model_dir, self.best.latest_checkpoint)
 
     def save_epoch(self, record: dict) -> None:
         """The history line first (the file rewritten whole, never half a line): a kill before the
