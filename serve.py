@@ -44,6 +44,10 @@ def main(argv=None):
     parser.add_argument("--max_text_chars", type=positive(int), default=4096,
                         help="characters per raw text, checked before it is tokenized; more are answered 413 "
                              "(default 4096: tokenizing a text takes up to 4 x its characters squared bytes)")
+    parser.add_argument("--max_pending_bytes", type=positive(int), default=32 << 20,
+                        help="bytes of request bodies held at once (read, parsed, queued or tagged); a request "
+                             "past them is answered 503 at once (default 32 MiB: memory stays bounded however "
+                             "many clients send)")
     parser.add_argument("--body_timeout_s", type=positive(float), default=5.0,
                         help="seconds a request body may take to arrive, counted once its headers have; a body "
                              "still incomplete then is answered 408 (default 5)")
@@ -58,7 +62,7 @@ def main(argv=None):
         from ner.service.http import Limits, serve
         limits = Limits(max_body_bytes=args.max_body_bytes, max_sentences=args.max_sentences,
                         max_tokens=args.max_tokens, max_text_chars=args.max_text_chars,
-                        body_timeout_s=args.body_timeout_s)
+                        max_pending_bytes=args.max_pending_bytes, body_timeout_s=args.body_timeout_s)
         serve(args.model_dir, args.host, args.port, args.max_batch, args.max_wait_ms / 1000, args.max_queue, limits)
 
 

@@ -21,9 +21,10 @@ text) before anything is tokenized. It parses a body of at most INLINE_BODY_BYTE
 larger one on a parsing thread. Tokenizing, tagging and writing the answer run on one worker
 thread, so the event loop keeps accepting requests while a batch is tagged; requests that arrive
 meanwhile wait in a bounded queue and form the next batch. A request that finds the service idle
-(nothing tagged, nothing queued, no other request arriving in the same turn of the loop) and that
-provably holds at most INLINE_TOKENS tokens is tagged at once on the event loop: there is
-nothing to batch it with, and that saves two thread hand-offs. A batch whose tagging call raises
+(nothing tagged, nothing queued, no other request arriving in the same turn of the loop) is
+tokenized on the event loop if its texts hold at most INLINE_TEXT_CHARS characters, and tagged
+there if it holds at most INLINE_TOKENS tokens: there is nothing to batch it with, and that saves
+two thread hand-offs. A batch whose tagging call raises
 is tagged again request by request, so that one bad request fails alone.
 
 One middleware answers every error, whatever raised it: JSON {"error": "..."} with its status,
@@ -32,6 +33,7 @@ counted in /metrics (ner_requests_total by path and code, ner_errors_total by co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -60,16 +62,17 @@ MODEL_DIR = web.AppKey("model_dir", str)
 LIMITS = web.AppKey("limits", object)
 PAGE = web.AppKey("page", str)
 PARSER = web.AppKey("parser", ThreadPoolExecutor)
+PENDING = web.AppKey("pending", object)
 log = logging.getLogger(__name__)
 
-# What the event loop may do for one request, so that no request can hold it long (measured with
-# the tiny test model on this 2-core machine, experiments/benchmark_service_stress.py shows the
-# effect): parse a body of at most INLINE_BODY_BYTES (the largest ~3.5 ms; a 1 MiB body of tokens
-# takes 170 ms, on the parsing thread), and tokenize and tag a request that provably holds at
-# most INLINE_TOKENS tokens (raw text: at most that many characters that are not whitespace, an
-# upper bound on its tokens; ~2 ms to tokenize).
+# What the event loop may do for one request, so that no request can hold it long (measured on this
+# 2-core machine; experiments/benchmark_service_stress.py shows the effect): parse a body of at most
+# INLINE_BODY_BYTES (~3.5 ms; a 1 MiB body of tokens takes 170 ms, on the parsing thread), tokenize
+# texts of at most INLINE_TEXT_CHARS characters in all (~2.5 ms), and tag at most INLINE_TOKENS
+# tokens (~4-5 ms for a checkpoint of experiments/demo.json's model; 256 tokens took 15-21 ms).
 INLINE_BODY_BYTES = 16 << 10
-INLINE_TOKENS = 256
+INLINE_TEXT_CHARS = 1000
+INLINE_TOKENS = 64
 # The tokenizer graph costs about (a text's UTF-8 bytes) x (its tokens) of memory, as it copies the
 # text once per token (tf.strings.substr over gathered texts, ner/data/tokenizer.py): a request's
 # texts go to it in calls whose upper bound of that stays within TOKENIZE_CALL_BYTES, and a text
@@ -84,6 +87,7 @@ class Limits:
     max_tokens: int = 512          # per sentence (413)
     max_text_chars: int = 4096     # per raw text (413), checked before tokenizing: the tokenizer's memory
     body_timeout_s: float = 5.0    # from the headers; a body not whole by then is answered 408
+    max_pending_bytes: int = 32 << 20  # of the bodies being read, parsed, queued or tagged at once (503)
 
 
 def over_limit(what: str, limit: str, limits: Limits, **options) -> RequestError:
@@ -182,7 +186,7 @@ def _token_bound(text: str) -> int:
 class Work:
     """One request's sentences, as the tagger takes them: `items` given (tokenized input), or raw
     `texts` that sentences() tokenizes, where it runs (the worker thread, or the event loop for a
-    small request), and checks against the token limit. `bound`: at most this many tokens."""
+    small request), and checks against the token limit. `text_chars`: the characters of its texts."""
     items: list[Item] | None = None
     texts: list[TextLine] = field(default_factory=list)
     tokenize: Tokenize | None = None
@@ -190,8 +194,7 @@ class Work:
 
     def __post_init__(self):
         self.size = len(self.items) if self.items is not None else len(self.texts)  # sentences, for batching
-        self.bound = (sum(len(item.sentence) for item in self.items) if self.items is not None
-                      else sum(_token_bound(line.text) for line in self.texts))
+        self.text_chars = sum(len(line.text) for line in self.texts)
 
     def sentences(self) -> list[Sentence]:
         """The sentences to tag (those with a token), tokenizing raw texts the first time."""
@@ -341,14 +344,15 @@ class MicroBatcher:
     async def tag(self, work: Work) -> bytes:
         """The request's JSON answer; RequestError for a request refused once tokenized or whose
         tagging failed."""
-        if (self.inline_when_idle and work.bound <= INLINE_TOKENS and self._idle and not self._inline_claimed
-                and self._queue.empty()):
+        if (self.inline_when_idle and work.text_chars <= INLINE_TEXT_CHARS and self._idle
+                and not self._inline_claimed and self._queue.empty()):
             self._inline_claimed = True
             try:
                 # One turn of the loop first: requests read together (under load) reach the queue and go
                 # in one batch, where tagging each here in turn would leave every batch one sentence.
                 await asyncio.sleep(0)
-                if self._idle and self._queue.empty():
+                if (self._idle and self._queue.empty()
+                        and sum(len(sentence) for sentence in work.sentences()) <= INLINE_TOKENS):
                     return _outcome(self._answers([work])[0])
             finally:
                 self._inline_claimed = False
@@ -505,10 +509,31 @@ def _arrived(request: web.Request) -> str:
     return f"{request.content.total_bytes}{promised} bytes"
 
 
-async def _read_body(request: web.Request, limits: Limits) -> bytes:
-    """The request's body, or RequestError: refused from its headers before any of it is read (a
-    Content-Length over the limit, a Content-Encoding), over the limit as it arrives (chunked), not
-    whole within body_timeout_s, or cut off by its client."""
+class PendingBytes:
+    """The bytes of the request bodies that the service holds (being read, parsed, queued or tagged):
+    a request that would take them over the limit is answered 503 at once, unless it would be the
+    only one, so that memory stays bounded however many clients send at once (a body's parsed form
+    takes up to ~20 times its bytes: a 1 MiB body of tokens, 15-20 MB)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.held = limit, 0
+
+    @contextlib.contextmanager
+    def hold(self, size: int):
+        if self.held and self.held + size > self.limit:
+            raise RequestError(503, f"the service holds {self.held} bytes of requests, at most {self.limit} "
+                                    "(serve.py --max_pending_bytes raises it); retry later", "busy",
+                               {"Retry-After": "1"}, close=True)
+        self.held += size
+        try:
+            yield
+        finally:
+            self.held -= size
+
+
+def _check_headers(request: web.Request, limits: Limits):
+    """RequestError for what the headers show, before any of the body is read: a Content-Encoding,
+    a Content-Length over the limit."""
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         # Nothing to inflate means no decompression bomb, and no 500 for a body that is not what it says.
@@ -517,6 +542,11 @@ async def _read_body(request: web.Request, limits: Limits) -> bytes:
     if request.content_length is not None and request.content_length > limits.max_body_bytes:
         raise over_limit(f"request body of {request.content_length} bytes (its Content-Length)", "max_body_bytes",
                          limits, close=True)
+
+
+async def _read_body(request: web.Request, limits: Limits) -> bytes:
+    """The request's body, or RequestError: over the limit as it arrives (chunked), not whole within
+    body_timeout_s, or cut off by its client."""
     try:
         async with asyncio.timeout(limits.body_timeout_s):  # else a client that sends less than it promised holds on
             return await request.read()
@@ -534,14 +564,16 @@ async def _read_body(request: web.Request, limits: Limits) -> bytes:
 async def _tag(request: web.Request) -> web.Response:
     app = request.app
     model, limits = app[MODEL], app[LIMITS]
-    body = await _read_body(request, limits)
-    parse = functools.partial(parse_request, body, limits, model.config.feature_columns, model.tokenize)
-    work = parse() if len(body) <= INLINE_BODY_BYTES else await asyncio.get_running_loop().run_in_executor(
-        app[PARSER], parse)
-    try:
-        answer = await app[BATCHER].tag(work)
-    except QueueFull:
-        raise RequestError(503, "the service is busy; retry later", "busy", {"Retry-After": "1"}) from None
+    _check_headers(request, limits)
+    with app[PENDING].hold(limits.max_body_bytes if request.content_length is None else request.content_length):
+        body = await _read_body(request, limits)
+        parse = functools.partial(parse_request, body, limits, model.config.feature_columns, model.tokenize)
+        work = parse() if len(body) <= INLINE_BODY_BYTES else await asyncio.get_running_loop().run_in_executor(
+            app[PARSER], parse)
+        try:
+            answer = await app[BATCHER].tag(work)
+        except QueueFull:
+            raise RequestError(503, "the service is busy; retry later", "busy", {"Retry-After": "1"}) from None
     return web.Response(body=answer, content_type="application/json", charset="utf-8")
 
 
@@ -576,6 +608,7 @@ def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, 
     with open(WEB_PAGE, encoding="utf-8") as f:
         app[PAGE] = f.read()
     app[METRICS] = Metrics()
+    app[PENDING] = PendingBytes(limits.max_pending_bytes)
 
     async def start_batcher(app):
         batcher = app[BATCHER] = MicroBatcher(tag, max_batch, max_wait, max_queue, app[METRICS],

@@ -300,6 +300,30 @@ def test_overload_answers_503_then_recovers_with_every_request_answered_once(mod
     assert metric(metrics, "ner_queue_requests") == 0
 
 
+def test_bodies_held_at_once_are_bounded_in_bytes(model, test_sentences):
+    """However many clients send at once, the service holds at most max_pending_bytes of request
+    bodies (read, parsed, queued or tagged): past them a request is answered 503 at once, and
+    served again once the held ones are answered. One request alone is always taken."""
+    words = [list(s.words) for s in test_sentences[:3]]
+    bodies = [json.dumps({"tokens": w}).encode() for w in words]
+    gate = Gate(lambda sentences: tag_sentences(model, sentences, "iob2", 64), closed=True)
+    limits = http.Limits(max_pending_bytes=len(bodies[0]) + len(bodies[1]) - 1)
+    app = http.make_app(model, "tiny", limits=limits, tag=gate, inline_when_idle=False)
+
+    async def scenario(client):
+        held = asyncio.create_task(post(client, bodies[0]))
+        await until(gate.entered.is_set)  # the first request's body is held while it is tagged
+        refused = await post(client, bodies[1])
+        gate.opened.set()
+        return await held, refused, await post(client, bodies[1]), await (await client.get("/metrics")).text()
+
+    held, refused, after, metrics = run_with_client(app, scenario)
+    assert held[0] == after[0] == 200
+    assert refused == (503, {"error": f"the service holds {len(bodies[0])} bytes of requests, at most "
+                                      f"{limits.max_pending_bytes} (serve.py --max_pending_bytes raises it); retry later"})
+    assert metric(metrics, "ner_errors_total", code="503", reason="busy") == 1
+
+
 def test_an_idle_service_tags_on_the_event_loop_and_a_busy_one_on_the_worker(model, test_sentences):
     """A request that finds nothing tagged and nothing queued is tagged at once in the event loop's
     thread; requests that arrive while the worker tags wait for it and go in one batch there."""
@@ -424,22 +448,24 @@ class Recording:
         if self.hold_over is not None and max(map(len, texts)) > self.hold_over:
             self.entered.set()
             self.opened.wait(10)  # bounded: tokenized on the loop (a bug), this would stop everything
-        if on_loop and sum(len("".join(text.split())) for text in texts) > http.INLINE_TOKENS:
-            raise AssertionError("the event loop tokenized a request that can hold more than INLINE_TOKENS tokens")
+        if on_loop and sum(map(len, texts)) > http.INLINE_TEXT_CHARS:
+            raise AssertionError("the event loop tokenized texts of more than INLINE_TEXT_CHARS characters")
         return self._model.tokenize(texts)
 
 
 def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, test_sentences):
     """Issue 29 case 4: raw texts used to be tokenized on the event loop before their token limit
-    was checked, so that one large request held every other. The loop tokenizes and tags only a
-    request that holds at most INLINE_TOKENS tokens (raw text: non-space characters); a larger
-    one is tokenized on the worker, in calls of bounded memory, while the loop goes on answering;
-    a text over the token limit stops the tokenizing at its call."""
+    was checked, so that one large request held every other. The loop tokenizes only texts of at
+    most INLINE_TEXT_CHARS characters in all, and tags only at most INLINE_TOKENS tokens; more is
+    tokenized and tagged on the worker, in tokenizer calls of bounded memory, while the loop goes
+    on answering; a text over the token limit stops the tokenizing at its call."""
     recording = Recording(model, hold_over=1000)
     tag_threads = []
 
     def tag(sentences):
-        tag_threads.append((threading.current_thread() is threading.main_thread(), sum(map(len, sentences))))
+        on_loop = threading.current_thread() is threading.main_thread()
+        tag_threads.append(on_loop)
+        assert not on_loop or sum(map(len, sentences)) <= http.INLINE_TOKENS
         return tag_sentences(model, sentences, "iob2", 64)
 
     texts = [" ".join(s.words) for s in test_sentences[:200]]
@@ -447,6 +473,7 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
 
     async def scenario(client):
         small = await post(client, {"text": texts[0]})
+        many_tokens = await post(client, {"text": "a " * (http.INLINE_TOKENS + 1)})  # few characters
         large = await post(client, {"text": texts})
         tokens = await post(client, {"sentences": [t.split() for t in texts]})
         held = asyncio.create_task(post(client, {"text": [paris] * 50}))
@@ -454,18 +481,19 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
         health = await client.get("/health")  # the loop is free meanwhile
         bad = await post(client, b"{")
         recording.opened.set()
-        return small, large, tokens, await held, health.status, bad
+        return small, many_tokens, large, tokens, await held, health.status, bad
 
-    small, large, tokens, held, health, bad = run_with_client(http.make_app(recording, "tiny", tag=tag), scenario)
-    assert [status for status, _ in (small, large, tokens)] == [200, 200, 200]
+    small, many_tokens, large, tokens, held, health, bad = run_with_client(http.make_app(recording, "tiny", tag=tag), scenario)
+    assert [status for status, _ in (small, many_tokens, large, tokens)] == [200, 200, 200, 200]
     assert held == (413, {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"})
     assert (health, bad[0]) == (200, 400)
-    # Inline: the small request alone; the 200 texts and the 50 went to the worker.
-    assert [on_loop for on_loop, _, _ in recording.calls] == [True, False, False]
-    assert [on_loop for on_loop, _ in tag_threads] == [True, False, False]
+    # Inline: the small request; the 65 tokens tokenized on the loop, tagged on the worker; the 200
+    # texts, the 200 tokenized sentences and the 50 texts on the worker.
+    assert [on_loop for on_loop, _, _ in recording.calls] == [True, True, False, False]
+    assert tag_threads == [True, False, False, False]
     # 50 texts of 4,000 bytes and 3,334 non-space characters, (4,000 x 3,334 bytes each for the
     # tokenizer): two to a call within TOKENIZE_CALL_BYTES, and the first call found text 0 too long.
-    assert recording.calls[2][1:] == (2, 8000)
+    assert recording.calls[3][1:] == (2, 8000)
 
 
 def test_an_unexpected_error_is_a_json_500_counted_and_logged_once(model, caplog):
