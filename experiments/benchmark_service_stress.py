@@ -5,7 +5,7 @@ oversized, malformed and slow requests run beside them? And how much memory does
 
 Starts serve.py on 127.0.0.1 (a free port, default limits) and runs two phases of --seconds each:
 first --clients valid clients alone (the baseline), then the same clients while these run beside
-them, each sending its next request as soon as an answer comes:
+them (from a process of their own), each sending its next request as soon as an answer comes:
   - oversized: bodies over the 1 MiB limit (a Content-Length of 99,999,999 with nothing after it,
     and a chunked body that never ends), texts over --max_text_chars (50 of ~3,300 tokens each,
     within 1 MiB), and texts within it but over --max_tokens (tokenized, then refused);
@@ -158,18 +158,39 @@ async def valid_clients(url: str, bodies: list[bytes], clients: int, seconds: fl
             "statuses": statuses}
 
 
-async def stressed(port: int, bodies: list[bytes], args) -> tuple[dict, dict, dict]:
-    """The valid clients while the attackers run -> their figures, the attackers' statuses, the slow ones'."""
+async def attack(port: int, slow_connections: int, timeout: float, stopped) -> tuple[dict, dict]:
+    """The attackers, until `stopped` (a multiprocessing.Event) is set -> the answers they got by
+    status: the oversized and malformed requests', the slow connections'."""
     stop = asyncio.Event()
     attacks, slow = {}, {}
-    tasks = [asyncio.create_task(attacker(port, OVERSIZED, attacks, stop, args.timeout_s)) for _ in range(2)]
-    tasks += [asyncio.create_task(attacker(port, MALFORMED, attacks, stop, args.timeout_s)) for _ in range(2)]
+    tasks = [asyncio.create_task(attacker(port, OVERSIZED, attacks, stop, timeout)) for _ in range(2)]
+    tasks += [asyncio.create_task(attacker(port, MALFORMED, attacks, stop, timeout)) for _ in range(2)]
     tasks += [asyncio.create_task(slow_connection(port, ("headers", "body")[i % 2], slow, stop))
-              for i in range(args.slow_connections)]
-    await asyncio.sleep(2)  # the slow connections open, the first attacks arrive
-    valid = await valid_clients(f"http://127.0.0.1:{port}/", bodies, args.clients, args.seconds, args.timeout_s)
+              for i in range(slow_connections)]
+    while not stopped.is_set():
+        await asyncio.sleep(0.1)
     stop.set()
     await asyncio.gather(*tasks)
+    return attacks, slow
+
+
+def run_attack(port: int, slow_connections: int, timeout: float, stopped, answers):
+    """attack() in a process of its own, so that the valid clients' latency holds none of its work."""
+    answers.put(uvloop.run(attack(port, slow_connections, timeout, stopped)))
+
+
+def stressed(port: int, bodies: list[bytes], args) -> tuple[dict, dict, dict]:
+    """The valid clients while the attackers run -> their figures, the attackers' statuses, the slow ones'."""
+    import multiprocessing
+    stopped, answers = multiprocessing.Event(), multiprocessing.Queue()
+    attackers = multiprocessing.Process(target=run_attack,
+                                        args=(port, args.slow_connections, args.timeout_s, stopped, answers))
+    attackers.start()
+    time.sleep(2)  # the slow connections open, the first attacks arrive
+    valid = uvloop.run(valid_clients(f"http://127.0.0.1:{port}/", bodies, args.clients, args.seconds, args.timeout_s))
+    stopped.set()
+    attacks, slow = answers.get()
+    attackers.join()
     return valid, attacks, slow
 
 
@@ -212,7 +233,7 @@ def main(argv=None):
         uvloop.run(valid_clients(url, bodies, 4, 2.0, args.timeout_s))  # warm-up: graph tracing, first allocations
         baseline = uvloop.run(valid_clients(url, bodies, args.clients, args.seconds, args.timeout_s))
         rss_baseline = peak_rss_mb(server.pid)
-        valid, attacks, slow = uvloop.run(stressed(port, bodies, args))
+        valid, attacks, slow = stressed(port, bodies, args)
         rss = peak_rss_mb(server.pid)
         uvloop.run(valid_clients(url, bodies, 1, 0.5, args.timeout_s))  # still serving afterwards
         import urllib.request
