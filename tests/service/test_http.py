@@ -1,7 +1,10 @@
 """serve.py and http.py: answers against tag_sentences, request limits and errors,
 micro-batching, overload (503, then recovery, every request answered once), a bad request or a
 failing batch that fails only its own request, slow and vanishing request bodies, metrics, the web
-page in headless Chromium, and the command line."""
+page in headless Chromium (any Unicode text), and the command line. Issue 29: limits checked on
+what a request sends before tokenizing, only small work on the event loop, bodies held at once
+bounded in bytes, and one middleware answering every error in JSON, counted (cases 4-6 against a
+real serve.py, case 13 in Chromium)."""
 import asyncio
 import html
 import json
