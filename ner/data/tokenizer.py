@@ -145,7 +145,7 @@ def tokenize_graph(texts):
     cluster = cluster_pattern()
     # RegexSplitWithOffsets stops at a NUL; U+0001 is a control character as well, alone in its cluster.
     readable = tf.strings.regex_replace(texts, r"\x00", "\x01")
-    clusters, cluster_begin, cluster_end, cluster_splits = split(readable, f"({cluster})", f"({cluster})")
+    clusters, _, _, cluster_splits = split(readable, f"({cluster})", f"({cluster})")
 
     classes = _cluster_classes()
     visible = tf.strings.regex_replace(clusters, classes["invisible"], "")
@@ -175,9 +175,10 @@ def tokenize_graph(texts):
     first_of_piece = tf.boolean_mask(tf.stack([first_cluster, clitic_start], 1), pieces) + row_base
     end_of_piece = tf.boolean_mask(tf.stack([clitic_start, end_cluster], 1), pieces) + row_base
 
-    byte_start = tf.gather(cluster_begin, first_of_piece)
-    byte_end = tf.gather(cluster_end, end_of_piece - 1)
-    tokens = tf.strings.substr(tf.gather(texts, rows), byte_start, byte_end - byte_start)
+    # A token joins its clusters (never a control character, so "readable" holds its bytes as the
+    # text does): linear in the text, where a substring of each token's gathered text would copy
+    # the whole text once per token.
+    tokens = tf.strings.reduce_join(tf.gather(clusters, tf.ragged.range(first_of_piece, end_of_piece)), axis=-1)
     cluster_chars = tf.cast(tf.strings.length(clusters, unit="UTF8_CHAR"), tf.int64)
     char_start = tf.concat([[0], tf.cumsum(cluster_chars)], 0)  # of every cluster, over all texts
     text_start = tf.gather(char_start, row_base)

@@ -1,7 +1,10 @@
 """ner/data/tokenizer.py: the tokenizer graph (raw text -> tokens with character offsets), checked
 against the rules and against a reference written independently over the `regex` module's
 grapheme clusters (\\X); and ner/data/text.py's readers."""
+import os
 import re
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -11,6 +14,8 @@ from hypothesis import strategies as st
 
 from ner.data.text import parse_text, text_sentences
 from ner.data.tokenizer import tokenize_texts
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 PROPERTIES = settings(database=None, derandomize=True, deadline=None, max_examples=300,
                       suppress_health_check=[HealthCheck.too_slow])
@@ -256,3 +261,17 @@ def test_nfd_and_nfc_give_the_same_tokens(text):
 def test_a_batch_tokenizes_each_text_as_alone():
     texts = ["I don't know.", "", "Zu\u0308rich \U0001f1eb\U0001f1f7", " \u200b ", "U.S. 3.5"]
     assert tokenize_texts(texts) == [tokenize(text) for text in texts]
+
+
+def test_memory_grows_with_the_text_not_with_text_times_tokens():
+    """A 64 KiB line of 32,768 one-letter tokens, the longest line a reader takes: building each
+    token from a copy of its whole text held 2 GB here; joining its clusters holds a few MB."""
+    script = ("import resource\n"
+              "from ner.data.tokenizer import tokenize_texts\n"
+              "tokenize_texts(['warm up'])\n"
+              "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+              "assert len(tokenize_texts(['a ' * 32768])[0]) == 32768\n"
+              "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.split()[-1]) < 300, f"peak RSS grew by {done.stdout.split()[-1]} MB"
