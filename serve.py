@@ -41,9 +41,9 @@ def main(argv=None):
                         help="sentences per request; more are answered 413 (default 256)")
     parser.add_argument("--max_tokens", type=positive(int), default=512,
                         help="tokens per sentence; more are answered 413 (default 512)")
-    parser.add_argument("--max_text_chars", type=positive(int), default=4096,
+    parser.add_argument("--max_text_chars", type=positive(int), default=20000,
                         help="characters per raw text, checked before it is tokenized; more are answered 413 "
-                             "(default 4096: tokenizing a text takes up to 4 x its characters squared bytes)")
+                             "(default 20000)")
     parser.add_argument("--max_pending_bytes", type=positive(int), default=32 << 20,
                         help="bytes of request bodies held at once (read, parsed, queued or tagged); a request "
                              "past them is answered 503 at once (default 32 MiB: memory stays bounded however "

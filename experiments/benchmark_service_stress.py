@@ -7,7 +7,7 @@ Starts serve.py on 127.0.0.1 (a free port, default limits) and runs two phases o
 first --clients valid clients alone (the baseline), then the same clients while these run beside
 them (from a process of their own), each sending its next request as soon as an answer comes:
   - oversized: bodies over the 1 MiB limit (a Content-Length of 99,999,999 with nothing after it,
-    and a chunked body that never ends), texts over --max_text_chars (50 of ~3,300 tokens each,
+    and a chunked body that never ends), texts over --max_text_chars (50 of 3,400 tokens each,
     within 1 MiB), and texts within it but over --max_tokens (tokenized, then refused);
   - malformed: broken JSON, a number of 5,000 digits, 200,000-deep nesting, a gzip
     Content-Encoding on a plain body, a lone surrogate, a wrong shape;
@@ -40,7 +40,7 @@ from benchmark_service import free_port, metric_sum, start_server  # noqa: E402
 from ner.config import Config  # noqa: E402
 from ner.data import conll  # noqa: E402
 
-PARIS = "Paris " * 3300  # ~19,800 characters and 3,300 tokens: 50 of them fit a 1 MiB body
+PARIS = "Paris " * 3400  # 20,400 characters and 3,400 tokens: 50 of them fit a 1 MiB body
 
 
 def post(body: bytes, *headers: bytes) -> bytes:

@@ -73,11 +73,6 @@ log = logging.getLogger(__name__)
 INLINE_BODY_BYTES = 16 << 10
 INLINE_TEXT_CHARS = 1000
 INLINE_TOKENS = 64
-# The tokenizer graph costs about (a text's UTF-8 bytes) x (its tokens) of memory, as it copies the
-# text once per token (tf.strings.substr over gathered texts, ner/data/tokenizer.py): a request's
-# texts go to it in calls whose upper bound of that stays within TOKENIZE_CALL_BYTES, and a text
-# alone costs at most 4 x max_text_chars^2 bytes (each character 4 bytes and a token).
-TOKENIZE_CALL_BYTES = 32 << 20
 
 
 @dataclass
@@ -85,7 +80,7 @@ class Limits:
     max_body_bytes: int = 1 << 20  # a larger request is answered 413
     max_sentences: int = 256       # per request (413)
     max_tokens: int = 512          # per sentence (413)
-    max_text_chars: int = 4096     # per raw text (413), checked before tokenizing: the tokenizer's memory
+    max_text_chars: int = 20000    # per raw text (413), checked before tokenizing
     body_timeout_s: float = 5.0    # from the headers; a body not whole by then is answered 408
     max_pending_bytes: int = 32 << 20  # of the bodies being read, parsed, queued or tagged at once (503)
 
@@ -176,12 +171,6 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
     return TextLine(text, number + 1)
 
 
-def _token_bound(text: str) -> int:
-    """At most this many tokens: the characters that are not whitespace (the tokenizer puts no
-    whitespace in a token, and every token holds a character)."""
-    return len("".join(text.split()))
-
-
 @dataclass
 class Work:
     """One request's sentences, as the tagger takes them: `items` given (tokenized input), or raw
@@ -203,22 +192,14 @@ class Work:
         return [item.sentence for item in self.items if len(item.sentence)]
 
     def _tokenized_texts(self) -> list[TextSentence]:
-        """The texts tokenized in calls of bounded memory (TOKENIZE_CALL_BYTES); RequestError 413 for
-        the first text over the token limit, before the texts after its call are tokenized."""
-        done, call, cost = [], [], 0
-        for line in self.texts + [None]:
-            line_cost = 0 if line is None else len(line.text.encode("utf-8")) * _token_bound(line.text)
-            if call and (line is None or cost + line_cost > TOKENIZE_CALL_BYTES):
-                for sentence in text_sentences(call, self.tokenize):
-                    if len(sentence.sentence) > self.limits.max_tokens:
-                        raise over_limit(f"text {sentence.sentence.first_line - 1}: {len(sentence.sentence)} tokens",
-                                         "max_tokens", self.limits)
-                    done.append(sentence)
-                call, cost = [], 0
-            if line is not None:
-                call.append(line)
-                cost += line_cost
-        return done
+        """The texts tokenized in one call (its memory grows with the texts' length, which the body
+        limit bounds); RequestError 413 for the first text over the token limit."""
+        sentences = text_sentences(self.texts, self.tokenize)
+        for sentence in sentences:
+            if len(sentence.sentence) > self.limits.max_tokens:
+                raise over_limit(f"text {sentence.sentence.first_line - 1}: {len(sentence.sentence)} tokens",
+                                 "max_tokens", self.limits)
+        return sentences
 
     def answer(self, results: list) -> bytes:
         """The JSON answer, given the tags and confidences of sentences() in order."""

@@ -460,8 +460,8 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
     """Issue 29 case 4: raw texts used to be tokenized on the event loop before their token limit
     was checked, so that one large request held every other. The loop tokenizes only texts of at
     most INLINE_TEXT_CHARS characters in all, and tags only at most INLINE_TOKENS tokens; more is
-    tokenized and tagged on the worker, in tokenizer calls of bounded memory, while the loop goes
-    on answering; a text over the token limit stops the tokenizing at its call."""
+    tokenized and tagged on the worker while the loop goes on answering, and a text over the token
+    limit is refused."""
     recording = Recording(model, hold_over=1000)
     tag_threads = []
 
@@ -494,9 +494,8 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
     # texts, the 200 tokenized sentences and the 50 texts on the worker.
     assert [on_loop for on_loop, _, _ in recording.calls] == [True, True, False, False]
     assert tag_threads == [True, False, False, False]
-    # 50 texts of 4,000 bytes and 3,334 non-space characters, (4,000 x 3,334 bytes each for the
-    # tokenizer): two to a call within TOKENIZE_CALL_BYTES, and the first call found text 0 too long.
-    assert recording.calls[3][1:] == (2, 8000)
+    # The 50 texts of 4,000 characters in one tokenizer call.
+    assert recording.calls[3][1:] == (50, 200000)
 
 
 def test_an_unexpected_error_is_a_json_500_counted_and_logged_once(model, caplog):
@@ -736,13 +735,13 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
     """Issue 29 cases 4-6: a body with more than Python's 4,300 digits in a number, a
     Content-Encoding the body does not have, a Content-Length over the limit (nothing sent after
     the headers: refused at once, not after the body timeout), and raw texts of thousands of
-    tokens are 4xx in JSON, counted in /metrics, with nothing in the log; tokenizing is bounded
-    (refused by characters before tokenizing, else tokenized in calls of bounded memory); the
+    tokens are 4xx in JSON, counted in /metrics, with nothing in the log; raw texts are refused by
+    their characters before tokenizing, or tokenized in memory that grows with their length; the
     service goes on tagging and writes nothing into the model folder."""
     before, metrics_before, log_before = folder_digest(frozen_dir), served.metrics(), len(served.stderr)
     served.post(b'{"text": "warm up"}')
     rss_before = served.peak_rss_mb()
-    paris = "Paris " * 3300  # ~19,800 characters, 3,300 tokens: 50 of them fit the 1 MiB body
+    paris = "Paris " * 3400  # 20,400 characters, 3,400 tokens: 50 of them fit the 1 MiB body
     answers = [served.post(b'{"tokens": 1' + b"0" * 5000 + b"}"),
                served.post(b'{"text": "Anna"}', b"Content-Encoding: gzip"),
                served.request(b"POST /tag HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 99999999"),
@@ -760,7 +759,7 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
         {"error": "Content-Encoding 'gzip' is not supported: send the JSON body uncompressed"},
         {"error": "request body of 99999999 bytes (its Content-Length); at most 1048576 (serve.py --max_body_bytes "
                   "raises it)"},
-        {"error": "text 0: 19800 characters; at most 4096 (serve.py --max_text_chars raises it)"},
+        {"error": "text 0: 20400 characters; at most 20000 (serve.py --max_text_chars raises it)"},
         {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"}]
     assert all(headers.get("Connection") == "close" for _, headers, _ in answers[1:3])  # their bodies were not read
     assert tagged[0] == 200 and tagged[2]["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
@@ -770,7 +769,8 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
         assert (metric(metrics, "ner_errors_total", code=code, reason=reason)
                 - metric(metrics_before, "ner_errors_total", code=code, reason=reason)) == count
     assert b"".join(served.stderr[log_before:]).decode() == ""
-    # Memory: tokenizing the 50 texts of 19,800 characters took serve.py's peak to 3.8 GB.
+    # Memory: tokenizing 50 texts of 19,800 characters took serve.py's peak to 3.8 GB before the
+    # tokenizer joined each token's clusters (a copy of its whole text per token).
     assert rss_after - rss_before < 400, (rss_before, rss_after)
     assert folder_digest(frozen_dir) == before
 
