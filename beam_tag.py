@@ -26,6 +26,7 @@ import sys
 
 from ner.beam.pipeline import MALFORMED, run
 from ner.cli import positive, user_errors
+from ner.data import limits
 
 
 def parse_args(argv=None):
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--scheme", choices=("auto", "iob1", "iob2", "iobes"), default="auto",
                         help="tag scheme to write; auto: each shard's gold column's scheme, else iob2")
     parser.add_argument("--batch_size", type=positive(int), default=256, help="sentences per batch (default 256)")
+    limits.add_arguments(parser)
     return parser.parse_known_args(argv)
 
 
@@ -47,7 +49,8 @@ def main(argv=None) -> int:
     args, beam_args = parse_args(argv)
     with user_errors():
         return run(args.model_dir, args.input, args.output, text=args.format == "text", as_json=args.json,
-                   scheme=args.scheme, batch_size=args.batch_size, beam_args=beam_args)
+                   scheme=args.scheme, batch_size=args.batch_size, beam_args=beam_args,
+                   limits=limits.from_arguments(args))
 
 
 if __name__ == "__main__":

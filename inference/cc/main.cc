@@ -2,7 +2,8 @@
 // time, or one document at a time for a model that reads the words around a sentence
 // (bert_context=document: tagger_context_words() > 0).
 //
-//   tagger FOLDER [--threads N] [--format conll|text] [--json] < input > output
+//   tagger FOLDER [--threads N] [--format conll|text] [--json] [--max_line_bytes N] [--max_sentence_tokens N]
+//          < input > output
 //
 // conll: the input lines with the predicted IOB2 tag appended as a last column, sentences
 //   separated by one blank line, -DOCSTART- lines tagged O (inference.py's pred.txt). A document
@@ -16,6 +17,11 @@
 // stderr gets the load time and the mean and median tagging time per sentence (per document for
 // a model that reads context), excluding the first (which pays for TensorFlow's one-time graph
 // optimisation).
+// Input is bounded as inference.py bounds it (ner/data/limits.py): lines of at most
+// --max_line_bytes (65536) bytes, sentences of at most --max_sentence_tokens (10000) tokens. Input
+// in another format is refused with inference.py's words: a CoNLL column after those the model
+// reads that holds no tag, CoNLL given as text, --json without --format text. A NUL in raw text
+// separates tokens as in every runtime (ForCApi).
 // Bad input stops with `<stdin>:LINE: what was expected` and exit status 1; output is flushed
 // after every sentence (document), so the lines before the bad one have been written: those of
 // its document tagged with the part of the document read before it.
@@ -27,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -43,8 +50,10 @@
 
 namespace {
 
-constexpr size_t kMaxLineBytes = 1 << 16;       // far beyond any token line or sentence; bounds memory
-constexpr size_t kMaxSentenceTokens = 10000;    // likewise, for one sentence's batch
+// The input limits of ner/data/limits.py, with the same defaults, flags and messages: far beyond any
+// real token line or sentence, they bound what one line or one sentence costs.
+size_t max_line_bytes = 1 << 16;      // --max_line_bytes
+size_t max_sentence_tokens = 10000;   // --max_sentence_tokens
 constexpr std::string_view kWhitespace = " \t\n\r\v\f";  // Python's string.whitespace, as input.py splits
 constexpr std::string_view kDocstart = "-DOCSTART-";
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
@@ -118,19 +127,23 @@ struct InputError : std::runtime_error {
   InputError(size_t line, const std::string& what) : std::runtime_error("<stdin>:" + std::to_string(line) + ": " + what) {}
 };
 
+constexpr std::string_view kJsonNeedsText = "--json writes tagged raw text: use it with --format text";
+
 // Lines of a stream without their "\n" and a trailing "\r", checked for length and UTF-8. A UTF-8
 // BOM that starts the first line is dropped from CoNLL (as input.py drops it) and kept in raw
-// text, where the tokenizer reads it as an invisible character, as inference.py does.
+// text, where the tokenizer reads it as an invisible character, as inference.py does. CoNLL
+// lines holding a NUL are refused (a token would end there); raw text may hold one (ForCApi).
 class LineReader {
  public:
-  explicit LineReader(std::FILE* in, bool drop_bom = true) : in_(in), drop_bom_(drop_bom) {}
+  explicit LineReader(std::FILE* in, bool text = false) : in_(in), drop_bom_(!text), allow_nul_(text) {}
 
   bool Next(std::string* line) {
     line->clear();
     int c;
     while ((c = getc_unlocked(in_)) != EOF && c != '\n') {
-      if (line->size() == kMaxLineBytes) {
-        throw InputError(number_ + 1, "expected a line of at most " + std::to_string(kMaxLineBytes) + " bytes");
+      if (line->size() == max_line_bytes) {
+        throw InputError(number_ + 1, "expected a line of at most " + std::to_string(max_line_bytes) +
+                                          " bytes (--max_line_bytes raises it)");
       }
       line->push_back(static_cast<char>(c));
     }
@@ -141,7 +154,7 @@ class LineReader {
     if (drop_bom_ && number_ == 1 && std::string_view(*line).substr(0, kUtf8Bom.size()) == kUtf8Bom) {
       line->erase(0, kUtf8Bom.size());
     }
-    size_t nul = line->find('\0');
+    size_t nul = allow_nul_ ? std::string::npos : line->find('\0');
     if (nul != std::string::npos) {  // the C API takes NUL-terminated tokens
       throw InputError(number_, "expected text, found a NUL byte at byte offset " + std::to_string(nul) + " of the line");
     }
@@ -160,6 +173,7 @@ class LineReader {
  private:
   std::FILE* in_;
   bool drop_bom_;
+  bool allow_nul_;
   size_t number_ = 0;
 };
 
@@ -204,6 +218,105 @@ std::vector<std::string> ConllFields(std::string_view line) {
   }
   fields.emplace_back(line.substr(start));
   return fields;
+}
+
+// Whether a field is a tag of some scheme: O, or B-/I-/E-/S- and a type (ner/data/schemes.py's is_valid_tag).
+bool IsTag(std::string_view field) {
+  return field == "O" || (field.size() > 2 && std::string_view("BIES").find(field[0]) != std::string_view::npos &&
+                          field[1] == '-');
+}
+
+// Python's repr() of a field, as ner/data/conll.py's messages quote one: in single quotes (double
+// when it holds a single and no double quote), with backslash escapes for \\, the quote, \t \n \r,
+// other C0 and C1 controls, DEL, U+00A0 and U+00AD (the characters of a token line that Python does
+// not print; other non-printable code points are rarer still and are written as they are).
+std::string PythonRepr(std::string_view field) {
+  char quote = field.find('\'') != std::string_view::npos && field.find('"') == std::string_view::npos ? '"' : '\'';
+  std::string out(1, quote);
+  for (size_t i = 0; i < field.size(); ++i) {
+    auto c = static_cast<unsigned char>(field[i]);
+    char escaped[8];
+    if (c == '\\' || c == static_cast<unsigned char>(quote)) {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\t' || c == '\n' || c == '\r') {
+      out += c == '\t' ? "\\t" : c == '\n' ? "\\n" : "\\r";
+    } else if (c < 0x20 || c == 0x7F) {
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", c);
+      out += escaped;
+    } else if (c == 0xC2 && i + 1 < field.size() &&
+               (static_cast<unsigned char>(field[i + 1]) <= 0xA0 || static_cast<unsigned char>(field[i + 1]) == 0xAD)) {
+      std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned char>(field[++i]));
+      out += escaped;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + quote;
+}
+
+std::string TooManyTokens() {
+  return "expected a sentence of at most " + std::to_string(max_sentence_tokens) +
+         " tokens (--max_sentence_tokens raises it)";
+}
+
+// A line of raw text and its number.
+struct TextLine {
+  std::string text;
+  size_t number;
+};
+
+// Refuses CoNLL read as raw text, as ner/data/text.py's _ConllLines does: a -DOCSTART- line, or a
+// block (lines between blank lines) whose first two lines have the same number of columns (two or
+// more) and end in a tag. Holds a block's first line while it may be CoNLL.
+class ConllInText {
+ public:
+  // The lines to tag now, given the next line that holds text (the held one first; none while
+  // `line` may start a CoNLL block).
+  std::vector<TextLine> Check(TextLine line) {
+    std::vector<TextLine> ready;
+    bool block_start = block_start_;
+    block_start_ = false;
+    std::vector<std::string> fields = ConllFields(line.text);
+    if (!fields.empty() && fields[0] == kDocstart) {
+      throw InputError(line.number, "found a CoNLL -DOCSTART- line in raw text; tag CoNLL with --format conll");
+    }
+    bool conll_like = fields.size() >= 2 && IsTag(fields.back());
+    if (held_ && conll_like && fields.size() == ConllFields(held_->text).size()) {
+      throw InputError(held_->number,
+                       "found CoNLL token lines (columns ending in a tag) in raw text; tag CoNLL with --format conll");
+    }
+    if (held_) {
+      ready.push_back(std::move(*held_));
+      held_.reset();
+    } else if (block_start && conll_like) {
+      held_ = std::move(line);
+      return ready;
+    }
+    ready.push_back(std::move(line));
+    return ready;
+  }
+
+  // At a blank line or the end of the input: the held line, if any.
+  std::vector<TextLine> Blank() {
+    block_start_ = true;
+    std::vector<TextLine> ready;
+    if (held_) ready.push_back(std::move(*held_));
+    held_.reset();
+    return ready;
+  }
+
+ private:
+  std::optional<TextLine> held_;
+  bool block_start_ = true;
+};
+
+// Raw text as the C API takes it: a NUL would end the C string, so it becomes U+0001, another C0
+// control character (Unicode category Cc, grapheme break Control: the tokenizer reads both alike,
+// a space would join a following combining mark), which keeps every code point offset.
+std::string ForCApi(std::string text) {
+  std::replace(text.begin(), text.end(), '\0', '\x01');
+  return text;
 }
 
 // A chunk of tags: its type and tokens [start, end).
@@ -379,12 +492,6 @@ struct Sentence {
   }
 };
 
-// A line of raw text and its number.
-struct TextLine {
-  std::string text;
-  size_t number;
-};
-
 using Result = std::unique_ptr<TaggerResult, decltype(api::result_free)>;
 
 class Runner {
@@ -433,12 +540,14 @@ class Runner {
   // Tokenizes and tags one raw text (line `number`) and writes `token tag` lines and a blank line,
   // or with `json` one JSON object; a text without a token writes nothing.
   void TagText(const std::string& text, size_t number, bool json) {
-    const char* texts[] = {text.c_str()};
+    std::string c_text = ForCApi(text);
+    const char* texts[] = {c_text.c_str()};
     Clock::time_point start = Clock::now();
     Result result(api::tag_text(tagger_, texts, 1), api::result_free);
     if (result == nullptr) throw InputError(number, api::last_error());
     size_t count = api::result_size(result.get());
     if (count == 0) return;
+    if (count > max_sentence_tokens) throw InputError(number, TooManyTokens());
     Timed(start, 1);
     WriteText(text, number, result.get(), 0, count, json);
     Flush();
@@ -448,14 +557,19 @@ class Runner {
   // and writes each as TagText does.
   void TagTextDocument(const std::vector<TextLine>& lines, bool json) {
     if (lines.empty()) return;
+    std::vector<std::string> c_texts;
+    for (const TextLine& line : lines) c_texts.push_back(ForCApi(line.text));
     std::vector<const char*> texts;
-    for (const TextLine& line : lines) texts.push_back(line.text.c_str());
+    for (const std::string& text : c_texts) texts.push_back(text.c_str());
     Clock::time_point start = Clock::now();
     Result result(api::tag_text_document(tagger_, texts.data(), static_cast<int>(texts.size())), api::result_free);
     if (result == nullptr) throw InputError(lines.front().number, api::last_error());
     const int* lengths = api::result_sentence_lengths(result.get());
     size_t sentences = 0, first = 0;
-    for (size_t i = 0; i < lines.size(); ++i) sentences += lengths[i] > 0;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      if (static_cast<size_t>(lengths[i]) > max_sentence_tokens) throw InputError(lines[i].number, TooManyTokens());
+      sentences += lengths[i] > 0;
+    }
     if (sentences == 0) return;
     Timed(start, sentences);
     for (size_t i = 0; i < lines.size(); first += lengths[i], ++i) {
@@ -498,9 +612,6 @@ class Runner {
   // `token tag` lines and a blank line or one JSON object.
   void WriteText(const std::string& text, size_t number, const TaggerResult* result, size_t first, size_t count,
                  bool json) {
-    if (count > kMaxSentenceTokens) {
-      throw InputError(number, "expected a sentence of at most " + std::to_string(kMaxSentenceTokens) + " tokens");
-    }
     const char* const* token_pointers = api::result_tokens(result) + first;
     std::vector<std::string> tokens(token_pointers, token_pointers + count);
     std::vector<std::string> tags = WellFormedIob2(api::result_tags(result) + first, count);
@@ -521,9 +632,7 @@ class Runner {
 };
 
 void CheckLength(const Sentence& sentence, size_t line) {
-  if (sentence.tokens.size() > kMaxSentenceTokens) {
-    throw InputError(line, "expected a sentence of at most " + std::to_string(kMaxSentenceTokens) + " tokens");
-  }
+  if (sentence.tokens.size() > max_sentence_tokens) throw InputError(line, TooManyTokens());
 }
 
 void TagConll(Tagger* tagger, Runner* runner) {
@@ -582,6 +691,13 @@ void TagConll(Tagger* tagger, Runner* runner) {
         throw InputError(reader.number(), "expected " + std::to_string(columns) + " columns like line " +
                                               std::to_string(columns_line) + ", found " + std::to_string(fields.size()));
       }
+      if (static_cast<int>(fields.size()) > needed_columns && !IsTag(fields.back())) {
+        // A column after those the model reads is the gold column (ner/data/conll.py's gold_column_problem).
+        throw InputError(reader.number(), "expected a tag ('O' or B-/I-/E-/S- and a type) in the last of " +
+                                              std::to_string(fields.size()) + " columns, the gold column after the " +
+                                              std::to_string(needed_columns) + " the model reads, found " +
+                                              PythonRepr(fields.back()) + "; raw text? use --format text");
+      }
       if (sentence.tokens.empty()) sentence.first_line = reader.number();
       sentence.lines.push_back(line);
       sentence.tokens.push_back(fields[0]);
@@ -600,30 +716,39 @@ void TagText(Tagger* tagger, Runner* runner, bool json) {
   if (api::num_feature_columns(tagger) > 0) {
     throw std::runtime_error("the model reads CoNLL feature columns; tag CoNLL input (--format conll) instead");
   }
-  LineReader reader(stdin, /*drop_bom=*/false);
-  std::string line;
-  if (api::context_words(tagger) == 0) {
-    while (reader.Next(&line)) runner->TagText(line, reader.number(), json);
-    return;
-  }
-  std::vector<TextLine> document;
+  LineReader reader(stdin, /*text=*/true);
+  ConllInText conll;
+  bool documents = api::context_words(tagger) > 0;
+  std::vector<TextLine> document;  // a model that reads context: the lines of the document so far
+  auto tag = [&](std::vector<TextLine> lines) {
+    for (TextLine& line : lines) {
+      if (documents) {
+        document.push_back(std::move(line));
+      } else {
+        runner->TagText(line.text, line.number, json);
+      }
+    }
+  };
   auto end_document = [&] {
     std::vector<TextLine> lines;
-    lines.swap(document);
+    lines.swap(document);  // so that a failure to tag them leaves none to tag again
     runner->TagTextDocument(lines, json);
   };
+  std::string line;
   try {
     while (reader.Next(&line)) {
       if (IsBlank(line)) {
+        tag(conll.Blank());
         end_document();
       } else {
-        document.push_back({line, reader.number()});
+        tag(conll.Check({line, reader.number()}));
       }
     }
   } catch (const InputError&) {
     end_document();
     throw;
   }
+  tag(conll.Blank());
   end_document();
 }
 
@@ -647,13 +772,17 @@ void ReportTimings(double load_ms, const Runner& runner, bool documents) {
 [[noreturn]] void Usage(const char* problem) {
   std::fprintf(stderr,
                "tagger: %s\n"
-               "usage: tagger FOLDER [--threads N] [--format conll|text] [--json] < input > output\n"
+               "usage: tagger FOLDER [--threads N] [--format conll|text] [--json] [--max_line_bytes N]\n"
+               "              [--max_sentence_tokens N] < input > output\n"
                "  FOLDER         a frozen (freeze.py) or export (export.py) folder\n"
                "  --threads N    TensorFlow threads (default 1; 0: TensorFlow chooses)\n"
                "  --format conll CoNLL lines, written back with the predicted IOB2 tag appended (the default)\n"
                "  --format text  one raw text per line, tokenized by the folder's graph; writes `token tag` lines\n"
                "                 and a blank line per text\n"
-               "  --json         (text) one JSON object per text: text, tokens, tags, confidences, entities\n"
+               "  --json         (with --format text) one JSON object per text: text, tokens, tags, confidences,\n"
+               "                 entities\n"
+               "  --max_line_bytes N       longest input line in bytes (default 65536)\n"
+               "  --max_sentence_tokens N  most tokens in one sentence (default 10000)\n"
                "A model trained with bert_context=document reads the words around each sentence in its\n"
                "document: a CoNLL document runs from one -DOCSTART- line to the next, a raw-text one until\n"
                "a blank line (or the end of the input); each is read whole, then tagged and written.\n",
@@ -666,7 +795,7 @@ void ReportTimings(double load_ms, const Runner& runner, bool documents) {
 int main(int argc, char** argv) {
   const char* folder = nullptr;
   int threads = 1;  // one sentence at a time gains little from more threads
-  std::string format;  // conll unless --json asks for text
+  std::string format;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -680,6 +809,14 @@ int main(int argc, char** argv) {
       if (format != "conll" && format != "text") Usage("--format expects conll or text");
     } else if (arg == "--json") {
       json = true;
+    } else if ((arg == "--max_line_bytes" || arg == "--max_sentence_tokens") && i + 1 < argc) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long value = std::strtoull(argv[++i], &end, 10);
+      if (*argv[i] < '1' || *argv[i] > '9' || *end != '\0' || errno != 0 || value > (1ULL << 40)) {
+        Usage((std::string(arg) + " expects a positive number").c_str());
+      }
+      (arg == "--max_line_bytes" ? max_line_bytes : max_sentence_tokens) = static_cast<size_t>(value);
     } else if (arg == "-h" || arg == "--help") {
       Usage("tags stdin with a frozen or export model folder");
     } else if (arg.substr(0, 1) != "-" && folder == nullptr) {
@@ -689,8 +826,11 @@ int main(int argc, char** argv) {
     }
   }
   if (folder == nullptr) Usage("expected a frozen model folder");
-  if (json && format == "conll") Usage("--json writes tagged raw text: use it with --format text");
-  if (format.empty()) format = json ? "text" : "conll";
+  if (format.empty()) format = "conll";
+  if (json && format != "text") {  // one line and status 1, as inference.py refuses it
+    std::fprintf(stderr, "tagger: %s\n", std::string(kJsonNeedsText).c_str());
+    return 1;
+  }
 
   std::string load_error = LoadLibtagger();
   if (!load_error.empty()) {

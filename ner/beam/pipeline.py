@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 import uuid
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO, NamedTuple
 
 
 class _QuietBeamWarnings(logging.Filter):
@@ -43,12 +44,20 @@ from ner.data.conll import (  # noqa: E402  (after the filter: Beam warns on imp
     check_feature_columns,
     check_text_input,
     iter_conll,
-    split_lines,
+    read_lines,
 )
-from ner.data.documents import NO_CONTEXT, Context, document_contexts  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.documents import NO_CONTEXT, Context, iter_contexts  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.limits import Limits, windows  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.render import render_conll, render_text  # noqa: E402  (after the filter: Beam warns on import)
 from ner.data.schemes import convert_tags, output_scheme  # noqa: E402  (after the filter: Beam warns on import)
-from ner.data.text import TextSentence, iter_text, text_sentences  # noqa: E402  (after the filter: Beam warns on import)
+from ner.data.text import (  # noqa: E402  (after the filter: Beam warns on import)
+    TextLine,
+    TextSentence,
+    check_tokens,
+    iter_text,
+    text_sentences,
+)
+from ner.serving.tag_file import JSON_NEEDS_TEXT  # noqa: E402  (after the filter: Beam warns on import)
 
 MALFORMED = "_malformed.txt"
 METRICS = "beam_tag"
@@ -63,85 +72,123 @@ class Record(NamedTuple):
     context: Context = NO_CONTEXT
 
 
-def _with_contexts(items: list, context_words: int) -> list:
-    """The Records among items with their contexts: each document of the shard is its good
-    sentences in file order (a malformed one is left out, as if the shard did not hold it)."""
-    records = [item for item in items if isinstance(item, Record)]
-    contexts = iter(document_contexts([record.sentence for record in records], context_words))
-    return [item._replace(context=next(contexts)) if isinstance(item, Record) else item for item in items]
+def _with_contexts(items: Iterable, context_words: int) -> Iterator:
+    """The items, each Record with its context: each document of the shard is its good sentences
+    in file order (a malformed one is left out, as if the shard did not hold it). InputErrors come
+    out as they are read, Records once their context is known."""
+    errors: list[InputError] = []
+
+    def records():
+        for item in items:
+            if isinstance(item, InputError):
+                errors.append(item)
+            else:
+                yield item
+
+    for record, context in iter_contexts(records(), context_words, lambda record: record.sentence):
+        yield from errors
+        errors.clear()
+        yield record._replace(context=context)
+    yield from errors
 
 
-def conll_records(data: bytes, name: str, feature_columns=(), context_words: int = 0) -> list:
-    """The sentences of a CoNLL shard as Records, read leniently: a sentence with a bad line, or
-    without the model's feature columns, comes out as its InputError in place of the Record. With
-    context_words (the model's config.context_words), each Record carries its document context."""
-    items = []
-    for index, item in enumerate(iter_conll(split_lines(data), name)):
-        if isinstance(item, Sentence):
-            try:
-                check_feature_columns(item, feature_columns, name)
-                item = Record(index, item)
-            except InputError as e:
-                item = e
-        items.append(item)
-    return _with_contexts(items, context_words)
+def conll_records(stream: BinaryIO, name: str, feature_columns=(), context_words: int = 0,
+                  limits: Limits = Limits()) -> Iterator:
+    """The sentences of a CoNLL shard as Records, read line by line with the limits and leniently:
+    a sentence with a bad line (too long, or with no tag in a column after those the model reads),
+    too many tokens or without the model's feature columns comes out as its InputError in place
+    of the Record. With context_words (the model's config.context_words), each Record carries its
+    document context."""
+    def items():
+        sentences = iter_conll(read_lines(stream, name, limits.line_bytes), name, limits=limits,
+                               model_columns=max(feature_columns, default=0) + 1)
+        for index, item in enumerate(sentences):
+            if isinstance(item, Sentence):
+                try:
+                    check_feature_columns(item, feature_columns, name)
+                    item = Record(index, item)
+                except InputError as e:
+                    item = e
+            yield item
+    return _with_contexts(items(), context_words)
 
 
-def text_records(data: bytes, name: str, context_words: int = 0) -> list:
-    """The lines of a text shard that hold a token as Records, a line that is not UTF-8 as its
-    InputError; blank lines end documents. The lines are tokenized here, by the tokenizer graph
-    that the model's artifacts hold (ner/data/tokenizer.py), so that the shard is cut into
-    inference.py's batches. With context_words, each Record carries its document context."""
+def text_records(stream: BinaryIO, name: str, context_words: int = 0, limits: Limits = Limits()) -> Iterator:
+    """The lines of a text shard that hold a token as Records, a bad line (not UTF-8, too long,
+    CoNLL, or of too many tokens) as its InputError; blank lines end documents. The lines are
+    tokenized here, a window at a time, by the tokenizer graph that the model's artifacts hold
+    (ner/data/tokenizer.py), so that the shard is cut into inference.py's batches. With
+    context_words, each Record carries its document context."""
     from ner.data.tokenizer import tokenize_texts
-    items = list(iter_text(split_lines(data), name))
-    lines = iter(text_sentences([item for item in items if not isinstance(item, InputError)], tokenize_texts))
-    records = []
-    for index, item in enumerate(items):
-        if isinstance(item, InputError):
-            records.append(item)
-        else:
-            line = next(lines)
-            if len(line.sentence):
-                records.append(Record(index, line.sentence, line))
-    return _with_contexts(records, context_words)
+
+    def items():
+        lines = enumerate(iter_text(read_lines(stream, name, limits.line_bytes), name))
+        for window in windows(lines, lambda pair: len(pair[1].text) if isinstance(pair[1], TextLine) else 0):
+            tokenized = iter(text_sentences([item for _, item in window if isinstance(item, TextLine)],
+                                            tokenize_texts))
+            for index, item in window:
+                if isinstance(item, InputError):
+                    yield item
+                    continue
+                line = next(tokenized)
+                if len(line.sentence):
+                    try:
+                        check_tokens(line, name, limits)
+                        yield Record(index, line.sentence, line)
+                    except InputError as e:
+                        yield e
+    return _with_contexts(items(), context_words)
 
 
 class ReadShard(beam.DoFn):
     """path -> the shard's sentences in the batches inference.py would form for it: on the
-    'batches' output, (path, tuple of Records) for each batch of `batch_size` sentences of the
-    length-sorted shard; on the main output, (path, Record) for each -DOCSTART- line, passed
-    through untagged, and (path, None) once, so that a shard with no sentence still gets its
-    output; on the 'malformed' output, `path:line: what was expected` for each bad record.
-    Records carry their document context (context_words: the model's config.context_words)."""
+    'batches' output, (path, tuple of Records) for each batch of `batch_size` sentences of each
+    window of the shard (ner/data/limits.py), sorted by length; on the main output, (path,
+    Record) for each -DOCSTART- line, passed through untagged, and (path, None) once, so that a
+    shard with no sentence still gets its output; on the 'malformed' output, `path:line: what was
+    expected` for each bad record. The shard is read line by line, with the limits, never more
+    than a window of it at once. Records carry their document context (context_words: the
+    model's config.context_words)."""
 
-    def __init__(self, text: bool, feature_columns, batch_size: int, context_words: int = 0):
+    def __init__(self, text: bool, feature_columns, batch_size: int, context_words: int = 0,
+                 limits: Limits = Limits()):
         self.text = text
         self.feature_columns = tuple(feature_columns)
         self.batch_size = batch_size
         self.context_words = context_words
+        self.limits = limits
         self.malformed = beam.metrics.Metrics.counter(METRICS, "malformed_records")
         self.sentences = beam.metrics.Metrics.counter(METRICS, "sentences")
 
     def process(self, path):
-        with FileSystems.open(path) as f:
-            data = f.read()
         yield path, None
-        records = (text_records(data, path, self.context_words) if self.text
-                   else conll_records(data, path, self.feature_columns, self.context_words))
-        to_tag = []
+        with FileSystems.open(path) as f:
+            records = (text_records(f, path, self.context_words, self.limits) if self.text
+                       else conll_records(f, path, self.feature_columns, self.context_words, self.limits))
+            malformed: list[str] = []
+            for window in windows(self._good(records, malformed), lambda record: sum(map(len, record.sentence.lines))):
+                to_tag = []
+                for record in window:
+                    if record.sentence.docstart:
+                        yield path, record
+                    else:
+                        to_tag.append(record)
+                self.sentences.inc(len(to_tag))
+                # tag_sentences's order (a stable sort by length), cut into its batches.
+                to_tag.sort(key=lambda record: len(record.sentence))
+                for start in range(0, len(to_tag), self.batch_size):
+                    yield beam.pvalue.TaggedOutput("batches", (path, tuple(to_tag[start:start + self.batch_size])))
+            for line in malformed:
+                yield beam.pvalue.TaggedOutput("malformed", line)
+
+    def _good(self, records: Iterable, malformed: list[str]) -> Iterator[Record]:
+        """The Records; each InputError is counted and kept, as its line, in `malformed`."""
         for item in records:
             if isinstance(item, InputError):
                 self.malformed.inc()
-                yield beam.pvalue.TaggedOutput("malformed", str(item))
-            elif item.sentence.docstart:
-                yield path, item
+                malformed.append(str(item))
             else:
-                to_tag.append(item)
-        self.sentences.inc(len(to_tag))
-        # tag_sentences's order (a stable sort by length), cut into its batches.
-        to_tag.sort(key=lambda record: len(record.sentence))
-        for start in range(0, len(to_tag), self.batch_size):
-            yield beam.pvalue.TaggedOutput("batches", (path, tuple(to_tag[start:start + self.batch_size])))
+                yield item
 
 
 class TaggerModelHandler(ModelHandler):
@@ -216,13 +263,14 @@ def write_malformed(lines: list, output: str):
 
 
 def build(pipeline, shards: list[str], model_dir: str, output: str, text: bool = False, as_json: bool = False,
-          scheme: str = "auto", batch_size: int = 256, feature_columns=(), context_words: int = 0):
+          scheme: str = "auto", batch_size: int = 256, feature_columns=(), context_words: int = 0,
+          limits: Limits = Limits()):
     """Adds the tagging of `shards` into `output` to `pipeline` (feature_columns and context_words:
     the model's config's)."""
     read = (pipeline
             | "Shards" >> beam.Create(shards)
             | "Spread shards" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size, context_words)).with_outputs(
+            | "Read" >> beam.ParDo(ReadShard(text, feature_columns, batch_size, context_words, limits)).with_outputs(
                 "batches", "malformed", main="untagged"))
     tagged = (read.batches
               | "Spread batches" >> beam.Reshuffle()
@@ -258,8 +306,10 @@ def match_shards(pattern: str) -> list[str]:
 
 
 def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: bool = False, scheme: str = "auto",
-        batch_size: int = 256, beam_args: list[str] = ()) -> int:
+        batch_size: int = 256, beam_args: list[str] = (), limits: Limits = Limits()) -> int:
     """beam_tag.py's one call: tags every shard; returns 1 when malformed records were left out, else 0."""
+    if as_json and not text:
+        raise ValueError(JSON_NEEDS_TEXT)
     shards = match_shards(pattern)
     paths.output_folder(output, "--output")  # a local path that is a file; other file systems say so later
     for shard in shards:  # on a local file system: OUTPUT/<shard name> must not be the shard itself
@@ -282,7 +332,7 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         FileSystems.delete([stale])
     pipeline = beam.Pipeline(runner=runner, options=options)
     build(pipeline, shards, model_dir, output, text=text, as_json=as_json, scheme=scheme, batch_size=batch_size,
-          feature_columns=columns, context_words=config.context_words)
+          feature_columns=columns, context_words=config.context_words, limits=limits)
     result = pipeline.run()
     result.wait_until_finish()
     counters = {c.key.metric.name: c.committed

@@ -11,7 +11,9 @@ the characters too. A sentence is a CoNLL sentence's token lines, or the tokens 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ner.cli import positive
 
@@ -23,10 +25,28 @@ LINE_BYTES_FLAG = "--max_line_bytes"
 SENTENCE_TOKENS_FLAG = "--max_sentence_tokens"
 
 # A file is tagged in windows: at most this many sentences (and, past the first, at most this many
-# bytes of input) are read, sorted by length into batches, tagged and written before the next are
-# read. The output does not depend on the window: each sentence's tags do not depend on its batch.
+# characters of input) are read, sorted by length into batches, tagged and written before the next
+# are read (inference.py, Beam). The output does not depend on the window: a sentence's tags do not
+# depend on its batch.
 WINDOW_SENTENCES = 8192
-WINDOW_BYTES = 8 << 20
+WINDOW_CHARACTERS = 8 << 20
+T = TypeVar("T")
+
+
+def windows(items: Iterable[T], size_of: Callable[[T], int]) -> Iterator[list[T]]:
+    """items in lists of at most WINDOW_SENTENCES, and at most WINDOW_CHARACTERS (size_of each) past the
+    first item."""
+    window: list[T] = []
+    size = 0
+    for item in items:
+        length = size_of(item)
+        if window and (len(window) == WINDOW_SENTENCES or size + length > WINDOW_CHARACTERS):
+            yield window
+            window, size = [], 0
+        window.append(item)
+        size += length
+    if window:
+        yield window
 
 
 @dataclass(frozen=True)

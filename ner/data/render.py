@@ -2,15 +2,17 @@
 JSON object per sentence. inference.py, the HTTP service and the Beam pipeline all write these."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from ner.data.conll import Sentence, format_conll_line
 from ner.data.schemes import chunk_spans
 from ner.data.text import TextSentence
-from ner.model_folder import write_text
 
 
 def describe(words, tags: list[str], confidence, scheme: str, text: str | None = None,
@@ -55,13 +57,25 @@ def render_text(items: Sequence[TextSentence], results, as_json: bool, scheme: s
     return "\n".join(out) + "\n" if out else ""
 
 
-def write_output(path: str, text: str):
-    """stdout for '-'; a regular file is replaced atomically, so a failed run leaves no half-written
-    output; anything else (a symlink, a device, a FIFO) is written through, never replaced."""
+@contextlib.contextmanager
+def open_output(path: str) -> Iterator[TextIO]:
+    """Where output is written piece by piece: stdout for '-'; a regular file is written under a
+    temporary name beside it and renamed into place at the end, so a failed run leaves no
+    half-written output; anything else (a symlink, a device, a FIFO) is written through, never
+    replaced."""
     if path == "-":
-        sys.stdout.write(text)
+        yield sys.stdout
+        sys.stdout.flush()
     elif os.path.lexists(path) and not (os.path.isfile(path) and not os.path.islink(path)):
         with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
+            yield f
     else:
-        write_text(path, text)
+        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=os.path.dirname(os.path.abspath(path)))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                yield f
+            os.chmod(temporary, 0o644)  # mkstemp makes it private to its owner
+            os.replace(temporary, path)
+        except BaseException:
+            os.unlink(temporary)
+            raise

@@ -60,6 +60,13 @@ def _load(library_path: str) -> ctypes.CDLL:
     return lib
 
 
+# A C string ends at NUL, so raw text reaches the C API with U+0001 in its place: another C0 control
+# character (Unicode category Cc, grapheme break Control), which the tokenizer reads as it reads NUL
+# (a separator, never a token) and which keeps every code point offset. A space would not do: a
+# combining mark after a space joins it. The C++ runner (main.cc's ForCApi) does the same.
+C_API_NUL = b"\x01"
+
+
 def _utf8(text: str | bytes) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
@@ -154,10 +161,7 @@ class CTagger:
         return self._call_text(self._lib.tagger_tag_text_document, texts)
 
     def _call_text(self, function, texts: Sequence[str | bytes]) -> list:
-        encoded = [_utf8(text) for text in texts]
-        for i, text in enumerate(encoded):
-            if b"\0" in text:  # a C string would end there
-                raise TaggerError(f"text {i} holds a NUL character, which the C API cannot take")
+        encoded = [_utf8(text).replace(b"\0", C_API_NUL) for text in texts]
         text_array = (ctypes.c_char_p * len(encoded))(*encoded)
         result = function(self._handle, text_array, len(encoded))
         if not result:

@@ -1,5 +1,6 @@
 """beam_tag.py: a local Beam pipeline over several shards writes exactly what inference.py writes
 for each shard; a malformed record is reported with its shard and line and loses nothing else."""
+import io
 import os
 
 import pytest
@@ -7,7 +8,7 @@ import pytest
 import beam_tag
 import inference
 from ner.beam import pipeline
-from ner.data.conll import parse_conll, read_conll
+from ner.data.conll import InputError, parse_conll, read_conll
 from ner.serving import loaders
 
 
@@ -113,17 +114,17 @@ def test_malformed_records_are_reported_and_the_others_tagged(feature_model_dir,
 
 def test_conll_records_read_as_parse_conll(corpus_dir):
     data = open(os.path.join(corpus_dir, "dev.txt"), "rb").read()
-    records = list(pipeline.conll_records(data, "dev.txt"))
+    records = list(pipeline.conll_records(io.BytesIO(data), "dev.txt"))
     assert [r.sentence for r in records] == parse_conll(data, "dev.txt", tagged=False)
     assert [r.index for r in records] == list(range(len(records)))
 
 
 def test_missing_feature_column_is_a_malformed_record():
     data = b"Anna NNP B-NP B-PER\nvisits VBZ B-VP O\n\nOslo NNP\nharbour NN\n"
-    items = list(pipeline.conll_records(data, "x.txt", feature_columns=(1, 2)))
+    items = list(pipeline.conll_records(io.BytesIO(data), "x.txt", feature_columns=(1, 2)))
     assert isinstance(items[0], pipeline.Record)
     assert str(items[1]) == "x.txt:4: expected 4 columns like line 1, found 2"
-    items = list(pipeline.conll_records(b"Oslo NNP\nharbour NN\n", "y.txt", feature_columns=(1, 2)))
+    items = list(pipeline.conll_records(io.BytesIO(b"Oslo NNP\nharbour NN\n"), "y.txt", feature_columns=(1, 2)))
     assert str(items[0]) == "y.txt:1: the model reads column 3 (features [1, 2]); found 2 columns"
 
 
@@ -141,13 +142,15 @@ def test_input_without_match_and_duplicate_names_are_refused(model_dir, tmp_path
 
 def test_records_carry_the_context_of_their_document_without_malformed_sentences():
     data = b"-DOCSTART- O\n\na O\nb O\n\nc\n\nd O\n\n-DOCSTART- O\n\ne O\n"
-    items = pipeline.conll_records(data, "x.txt", context_words=16)
-    assert str(items[2]) == "x.txt:6: expected 2 columns like line 3, found 1"
+    items = list(pipeline.conll_records(io.BytesIO(data), "x.txt", context_words=16))
+    assert [str(item) for item in items if isinstance(item, InputError)] == [
+        "x.txt:6: expected 2 columns like line 3, found 1"]
     assert [(item.sentence.words, item.context) for item in items if isinstance(item, pipeline.Record)] == [
         (("-DOCSTART-",), ((), ())), (("a", "b"), ((), ("d",))), (("d",), (("a", "b"), ())),
         (("-DOCSTART-",), ((), ())), (("e",), ((), ()))]
-    assert all(item.context == ((), ()) for item in pipeline.conll_records(data, "x.txt") if isinstance(item, pipeline.Record))
-    lines = pipeline.text_records(b"Anna flew .\n\nBob ran .\n\xff\nEve sat .\n", "y.txt", context_words=2)
+    assert all(item.context == ((), ()) for item in pipeline.conll_records(io.BytesIO(data), "x.txt")
+               if isinstance(item, pipeline.Record))
+    lines = pipeline.text_records(io.BytesIO(b"Anna flew .\n\nBob ran .\n\xff\nEve sat .\n"), "y.txt", context_words=2)
     assert [(item.sentence.words, item.context) for item in lines if isinstance(item, pipeline.Record)] == [
         (("Anna", "flew", "."), ((), ())), (("Bob", "ran", "."), ((), ("Eve", "sat"))),
         (("Eve", "sat", "."), (("ran", "."), ()))]
@@ -192,3 +195,26 @@ def test_text_shards_of_documents_match_inference_py(document_model_dir, corpus_
         differ = sum(json.loads(a)["confidences"] != pytest.approx(json.loads(b)["confidences"], abs=2e-4)
                      for a, b in zip(tagged.splitlines(), each_alone.splitlines()))
         assert differ > len(tagged.splitlines()) // 4, (path, differ)
+
+
+def test_records_over_the_limits_or_in_another_format_are_malformed_and_the_rest_read():
+    """Beam's readers bound lines and sentences as inference.py does, and refuse lines of another
+    format with the same words, each as a malformed record; the reading goes on."""
+    from ner.data.limits import Limits
+    data = b"a O\n" + b"x" * 100 + b" O\nb O\n\nc O\nd O\ne O\n\nf O\n"
+    items = list(pipeline.conll_records(io.BytesIO(data), "s.txt", limits=Limits(line_bytes=50, sentence_tokens=2)))
+    assert [str(item) for item in items if isinstance(item, InputError)] == [
+        "s.txt:2: expected a line of at most 50 bytes (--max_line_bytes raises it)",
+        "s.txt:7: expected a sentence of at most 2 tokens (--max_sentence_tokens raises it)"]
+    assert [item.sentence.words for item in items if isinstance(item, pipeline.Record)] == [("f",)]
+    (prose,) = pipeline.conll_records(io.BytesIO(b"Prose of many words .\n"), "p.txt")
+    assert str(prose) == ("p.txt:1: expected a tag ('O' or B-/I-/E-/S- and a type) in the last of 5 columns, the gold "
+                          "column after the 1 the model reads, found '.'; raw text? use --format text")
+    text = b"-DOCSTART- O\n\nAnna flew .\n" + b"y " * 40 + b"\n\nEU B-ORG\nrejects O\n\nBob ran home .\n"
+    items = list(pipeline.text_records(io.BytesIO(text), "t.txt", limits=Limits(line_bytes=60, sentence_tokens=3)))
+    assert [str(item) for item in items if isinstance(item, InputError)] == [
+        "t.txt:1: found a CoNLL -DOCSTART- line in raw text; tag CoNLL with --format conll",
+        "t.txt:4: expected a line of at most 60 bytes (--max_line_bytes raises it)",
+        "t.txt:6: found CoNLL token lines (columns ending in a tag) in raw text; tag CoNLL with --format conll",
+        "t.txt:9: expected a sentence of at most 3 tokens (--max_sentence_tokens raises it)"]
+    assert [item.sentence.words for item in items if isinstance(item, pipeline.Record)] == [("Anna", "flew", ".")]

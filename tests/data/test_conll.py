@@ -9,7 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from ner.data.conll import InputError, Sentence, format_conll_line, parse_conll, read_conll
+from ner.data.conll import InputError, Sentence, format_conll_line, iter_conll, parse_conll, read_conll, read_lines
+from ner.data.limits import Limits
 from ner.data.schemes import SCHEMES, allowed_transitions, chunk_spans, convert_tags, detect_scheme
 
 CONLL = (
@@ -394,3 +395,79 @@ def test_format_conll_line():
     assert format_conll_line("EU", "O") == "EU O"
     (sentence,) = parse_conll(format_conll_line("New York\tB-LOC", "B-LOC").encode(), "x")
     assert sentence.columns == (("New York", "B-LOC", "B-LOC"),)
+
+
+# --- bounded reading, and lines that are no CoNLL (issue 29) --------------------------------------
+
+class Trickle(io.RawIOBase):
+    """A stream that gives at most `step` bytes per read and counts what it gave."""
+
+    def __init__(self, data: bytes, step: int):
+        self.data, self.step, self.given = data, step, 0
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        piece = self.data[self.given:self.given + min(self.step, len(buffer))]
+        buffer[:len(piece)] = piece
+        self.given += len(piece)
+        return len(piece)
+
+
+@pytest.mark.parametrize("step", [1, 3, 1 << 16])
+def test_read_lines_splits_at_newlines_and_refuses_a_line_over_the_limit_in_place(step):
+    data = b"abc\r\n\nabcdef\nxy\nabcdefghij" + b"k" * 100 + b"\nlast"
+    items = list(read_lines(io.BufferedReader(Trickle(data, step)), "f.txt", 6))
+    assert items[:2] == [b"abc\r", b""]
+    assert items[2] == b"abcdef" and items[3] == b"xy"
+    assert str(items[4]) == "f.txt:5: expected a line of at most 6 bytes (--max_line_bytes raises it)"
+    assert items[5:] == [b"last"]
+
+
+def test_read_lines_stops_reading_a_line_once_it_is_over_the_limit():
+    """An endless line (/dev/zero) is refused after the limit and one read, never held whole."""
+    stream = Trickle(b"\0" * (1 << 30), 1 << 16)
+    first = next(read_lines(io.BufferedReader(stream), "/dev/zero", 1 << 16))
+    assert str(first) == "/dev/zero:1: expected a line of at most 65536 bytes (--max_line_bytes raises it)"
+    assert stream.given <= 3 << 16
+
+
+def test_a_sentence_over_the_token_limit_is_refused_at_the_line_past_it():
+    data = b"-DOCSTART- O\n\n" + b"a O\n" * 4 + b"\n" + b"b O\n" * 5
+    assert len(parse_conll(data[:data.index(b"b")], "f.txt", limits=Limits(sentence_tokens=4))) == 2
+    with pytest.raises(InputError) as caught:
+        parse_conll(data + b"\n", "f.txt", limits=Limits(sentence_tokens=4))
+    assert str(caught.value) == "f.txt:12: expected a sentence of at most 4 tokens (--max_sentence_tokens raises it)"
+    lenient = list(iter_conll(read_lines(io.BytesIO(data + b"\nc O\n"), "f.txt"), "f.txt",
+                              limits=Limits(sentence_tokens=4)))
+    assert [str(item) if isinstance(item, InputError) else item.words for item in lenient] == [
+        ("-DOCSTART-",), ("a",) * 4, "f.txt:12: expected a sentence of at most 4 tokens (--max_sentence_tokens "
+        "raises it)", ("c",)]
+
+
+@pytest.mark.parametrize("data, model_columns, message", [
+    (b"Angela Merkel flew to Paris on Monday .\n", 1, "f.txt:1: expected a tag ('O' or B-/I-/E-/S- and a type) in "
+     "the last of 8 columns, the gold column after the 1 the model reads, found '.'; raw text? use --format text"),
+    (b"Angela B-PER\n\nAngela XYZ\n", 1, "f.txt:3: expected a tag ('O' or B-/I-/E-/S- and a type) in the last of 2 "
+     "columns, the gold column after the 1 the model reads, found 'XYZ'; raw text? use --format text"),
+    (b"EU NNP B-NP B-ORG\nrejects VBZ B-VP NN\n", 3, "f.txt:2: expected a tag ('O' or B-/I-/E-/S- and a type) in the "
+     "last of 4 columns, the gold column after the 3 the model reads, found 'NN'; raw text? use --format text"),
+    (b"a\x00b O\n", None, "f.txt:1: expected text, found a NUL byte at byte offset 1 of the line"),
+])
+def test_a_column_after_those_the_model_reads_must_hold_a_tag(data, model_columns, message):
+    with pytest.raises(InputError) as caught:
+        list(iter_conll(read_lines(io.BytesIO(data), "f.txt"), "f.txt", model_columns=model_columns, strict=True))
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("data, model_columns", [
+    (b"Angela\nMerkel\n", 1),  # words only
+    (b"EU NNP B-NP\nrejects VBZ B-VP\n", 3),  # word and the model's feature columns
+    (b"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n", 3),  # and a gold column
+    (b"EU B-ORG\nrejects O\n", 1),
+])
+def test_conll_with_or_without_a_gold_column_is_read(data, model_columns):
+    sentences = list(iter_conll(read_lines(io.BytesIO(data), "f.txt"), "f.txt", model_columns=model_columns,
+                                strict=True))
+    assert [len(s) for s in sentences] == [2]

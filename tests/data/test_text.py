@@ -3,7 +3,8 @@ import pytest
 
 from ner.data.conll import InputError
 from ner.data.documents import document_contexts
-from ner.data.text import DocumentEnd, TextLine, iter_text, parse_text, text_sentences
+from ner.data.limits import Limits
+from ner.data.text import DocumentEnd, TextLine, check_tokens, iter_text, parse_text, text_sentences
 
 
 def split_on_spaces(texts):
@@ -64,3 +65,57 @@ def test_sentences_carry_their_lines_document_and_contexts_stay_in_it():
     assert document_contexts([s.sentence for s in sentences], 3) == [
         ((), ("She", "landed", ".")), (("flew", "home", "."), ()), ((), ())]
     assert document_contexts([s.sentence for s in sentences], 0) == [((), ())] * 3
+
+
+# --- CoNLL given as raw text, and the limits (issue 29) -------------------------------------------
+
+CONLL_AS_TEXT = "found CoNLL token lines (columns ending in a tag) in raw text; tag CoNLL with --format conll"
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n", "in.txt:1: found a CoNLL -DOCSTART- line in raw text; tag CoNLL "
+     "with --format conll"),
+    (b"Anna flew .\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n", f"in.txt:3: {CONLL_AS_TEXT}"),
+    (b"EU\tB-ORG\nrejects\tO\n", f"in.txt:1: {CONLL_AS_TEXT}"),
+])
+def test_conll_read_as_text_is_refused(data, message):
+    with pytest.raises(InputError) as caught:
+        parse_text(data, "in.txt")
+    assert str(caught.value) == message
+
+
+def test_prose_that_ends_in_tag_like_words_is_text():
+    data = (b"They flew a B-52\nWe drove the I-95 north\n\nCall me O\n\nA line\nthen two O\n\n"
+            b"Ann flew .\nEU rejects O\n")
+    assert [line.text for line in parse_text(data, "in.txt")] == [
+        "They flew a B-52", "We drove the I-95 north", "Call me O", "A line", "then two O", "Ann flew .",
+        "EU rejects O"]
+
+
+def test_a_stream_waits_for_a_second_line_only_when_the_first_may_be_conll():
+    """iter_text gives each line of prose as soon as it is read; a first line that ends in a tag
+    waits for the next line (or the block's end) to tell."""
+    def lines():
+        yield b"Anna flew ."
+        assert seen == [TextLine("Anna flew .", 1, 0)]
+        yield b"Bob O"  # not the first line of its block
+        assert seen[-1] == TextLine("Bob O", 2, 0)
+        yield b""
+        yield b"Eve flew B-52"
+        assert seen[-1] == TextLine("Bob O", 2, 0)  # held
+        yield b"and left ."
+        assert seen[-1] == TextLine("and left .", 5, 1)
+    seen = []
+    for item in iter_text(lines(), "in.txt"):
+        seen.append(item)
+    assert [line.number for line in seen] == [1, 2, 4, 5]
+
+
+def test_a_text_line_of_too_many_tokens_is_refused_after_tokenizing():
+    (item,) = text_sentences(parse_text(b"a b c d e\n", "in.txt"), split_on_spaces)
+    check_tokens(item, "in.txt", Limits(sentence_tokens=5))
+    with pytest.raises(InputError) as caught:
+        check_tokens(item, "in.txt", Limits(sentence_tokens=4))
+    assert str(caught.value) == "in.txt:1: expected a sentence of at most 4 tokens (--max_sentence_tokens raises it)"
+    with pytest.raises(InputError, match=r"^in.txt:2: expected a line of at most 8 bytes \(--max_line_bytes"):
+        parse_text(b"a b c d\na b c d e\n", "in.txt", Limits(line_bytes=8))

@@ -253,3 +253,46 @@ def test_a_bad_line_mid_stream_writes_the_documents_before_it_and_its_own_so_far
     prefix = tmp_path / "prefix.txt"
     prefix.write_text(before, encoding="utf-8")
     assert_same_answers(done.stdout, inference_file(document_model_dir, prefix, tmp_path, "--format", "text", "--json"))
+
+
+# --- bounded input (issue 29): windows, and input that cannot be read twice --------------------------
+
+@pytest.mark.parametrize("fixture", ["model_dir", "document_model_dir"])
+def test_a_file_tagged_in_small_windows_gives_the_same_output(fixture, corpus_dir, tmp_path, request, monkeypatch):
+    """Windows of 5 sentences (or 200 characters) tag the file as one window does: contexts reach
+    across windows, and -DOCSTART- lines and the scheme stay."""
+    from ner.data import limits
+    model_dir = request.getfixturevalue(fixture)
+    conll = os.path.join(corpus_dir, "test.txt")
+    text = tmp_path / "text.txt"
+    text.write_text("\n\n".join("\n".join(d) for d in documents_as_text(conll)) + "\n", encoding="utf-8")
+    options = {conll: [], str(text): ["--format", "text", "--json"]}
+    whole = {path: inference_file(model_dir, path, tmp_path, *args) for path, args in options.items()}
+    for sentences, characters in ((5, 1 << 20), (1 << 20, 200)):
+        monkeypatch.setattr(limits, "WINDOW_SENTENCES", sentences)
+        monkeypatch.setattr(limits, "WINDOW_CHARACTERS", characters)
+        for path, args in options.items():
+            if args:
+                assert_same_answers(inference_file(model_dir, path, tmp_path, *args), whole[path])
+            else:
+                assert inference_file(model_dir, path, tmp_path, *args) == whole[path]
+
+
+def test_stdin_into_a_file_is_read_twice_through_a_copy(model_dir, corpus_dir, tmp_path):
+    """--input - with --output FILE: checked whole before TensorFlow loads, then tagged from a
+    temporary copy, with the gold column's scheme, as the file itself."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    source = os.path.join(corpus_dir, "test.txt")
+    iob1 = tmp_path / "iob1.txt"
+    iob1.write_text("".join("".join(f"{line.rsplit(' ', 1)[0]} {tag}\n" for line, tag in
+                                    zip(s.lines, convert_tags(s.tags, "iob2", "iob1"))) + "\n"
+                            for s in read_conll(source) if not s.docstart))
+    out = tmp_path / "out.txt"
+    with open(iob1, "rb") as stdin:
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", model_dir,
+                               "--input", "-", "--output", str(out)], stdin=stdin, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    assert out.read_bytes() == inference_file(model_dir, iob1, tmp_path)
