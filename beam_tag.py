@@ -3,6 +3,7 @@ on the local runner or any Beam runner (Dataflow, Flink, Spark) chosen by pipeli
 
     python beam_tag.py --model_dir runs/NAME --input 'corpus/*.txt' --output out/pred \\
         [--format conll|text] [--json] [--scheme auto|iob1|iob2|iobes] [--batch_size 256] \\
+        [--max_line_bytes 65536] [--max_sentence_tokens 10000] \\
         [Beam pipeline options, e.g. --direct_num_workers 2 --direct_running_mode multi_processing,
          or --runner DataflowRunner --project ... --region ... --temp_location gs://...]
 
@@ -16,8 +17,11 @@ with bert_context=document reads each sentence beside its document in its shard 
 documents in CoNLL, blank-line documents in text). A malformed sentence (or text line) does
 not stop the run: it is left out of its shard's output (and of its neighbours' context) and
 listed as `shard:line: what was expected` in OUTPUT/_malformed.txt; the command then exits with
-status 1. Without --runner the pipeline runs in this process on
-Beam's FnApiRunner (the local runner, without the Prism download that DirectRunner tries).
+status 1. Shards are read line by line with inference.py's limits (--max_line_bytes,
+--max_sentence_tokens) and format checks, a window of sentences at a time: a line or sentence
+over a limit, or a line in another format, is such a malformed record. Without --runner the
+pipeline runs in this process on Beam's FnApiRunner (the local runner, without the Prism
+download that DirectRunner tries).
 """
 from __future__ import annotations
 
