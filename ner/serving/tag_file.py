@@ -82,6 +82,7 @@ class _Reader:
 
     def __init__(self, name: str, text: bool, feature_columns, limits: Limits):
         self.name, self.text, self.feature_columns, self.limits = name, text, feature_columns, limits
+        self.model_columns = max(feature_columns, default=0) + 1  # the word and the feature columns
 
     def items(self, stream: BinaryIO, document_ends: bool = False) -> Iterator:
         lines = read_lines(stream, self.name, self.limits.line_bytes)
@@ -91,8 +92,8 @@ class _Reader:
                     raise item
                 yield item
             return
-        model_columns = max(self.feature_columns, default=0) + 1  # the word and the feature columns
-        for sentence in iter_conll(lines, self.name, limits=self.limits, model_columns=model_columns, strict=True):
+        for sentence in iter_conll(lines, self.name, limits=self.limits, model_columns=self.model_columns,
+                                   strict=True):
             check_feature_columns(sentence, self.feature_columns, self.name)
             yield sentence
 
@@ -111,9 +112,8 @@ class _Reader:
         column after those the model reads; every line has one, and a tag in it, or none has),
         else IOB2 (ner.data.schemes.output_scheme, read as the input goes)."""
         found = "iob2"
-        model_columns = max(self.feature_columns, default=0) + 1
         for item in self.items(stream):
-            if not self.text and not item.docstart and len(item.columns[0]) > model_columns:
+            if not self.text and not item.docstart and len(item.columns[0]) > self.model_columns:
                 found = max(found, detect_scheme([item.tags]), key=_SCHEME_PRECEDENCE.index)
         return found if requested == "auto" else requested
 
