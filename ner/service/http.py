@@ -119,16 +119,17 @@ class Item:
     offsets: tuple[tuple[int, int], ...] | None = None
 
 
-def _check_encodable(text: str, where: str):
+def _check_encodable(text: str, where: str, raw_text: bool = False):
     """Refuses what JSON carries but the model cannot take: a lone surrogate (JSON "\\ud800") is no
-    UTF-8, so TensorFlow would fail to encode the whole micro-batch around it, and a NUL ends a C
-    string, so the C++ runner (frozen folders) would read a shorter token or refuse an empty one."""
+    UTF-8, so TensorFlow would fail to encode the whole micro-batch around it; and in a token, a
+    NUL, which ends a C string, so the C++ runner (frozen folders) would read a shorter token. In
+    raw text a NUL separates tokens, as in every runtime (native.py hands it to the C API as U+0001)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise RequestError(400, f"{where}: character {e.start} is U+{ord(text[e.start]):04X}, a lone surrogate, "
                                 "which UTF-8 cannot encode") from None
-    if "\0" in text:
+    if "\0" in text and not raw_text:
         raise RequestError(400, f"{where}: character {text.index(chr(0))} is U+0000 (NUL), which the C++ runner's "
                                 "strings cannot carry")
 
@@ -163,7 +164,7 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
         raise RequestError(400, f"text {number}: expected a string")
     if len(text) > limits.max_text_chars:
         raise over_limit(f"text {number}: {len(text)} characters", "max_text_chars", limits)
-    _check_encodable(text, f"text {number}")
+    _check_encodable(text, f"text {number}", raw_text=True)
     try:
         check_text_input(feature_columns, "the model")
     except ValueError as e:
