@@ -23,7 +23,6 @@ import stat
 import sys
 
 from ner import model_folder
-from ner.serving.manifest import MAX_MANIFEST_BYTES, check_json_text
 
 WRITERS = ("train.py", "export.py", "freeze.py")
 MAX_SIZE = 2**63 - 1  # sizes are int64 in tagger.cc
@@ -106,13 +105,9 @@ def _well_formed(manifest) -> bool:
 
 def read(path: str) -> dict:
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
+        data = model_folder.read_json_text(path)
     except OSError as e:
         raise ValueError(f"{path}: cannot read ({e.strerror})") from None
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ValueError(f"{path}: expected at most {MAX_MANIFEST_BYTES} bytes")
-    check_json_text(data, path)
     try:
         manifest = json.loads(data.decode("utf-8-sig"), parse_constant=lambda name: None)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError: nlohmann/json's parse errors

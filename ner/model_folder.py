@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -343,6 +344,52 @@ def read_json(path: str, missing: str) -> dict:
     if not isinstance(values, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return values
+
+
+# The bounds of the JSON files loaders read (serving.json, integrity.json), the same in tagger.cc.
+MAX_JSON_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
+MAX_JSON_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
+MAX_NUMBER_CHARS = 100        # tagger.cc's kMaxNumberChars: a double never needs more than 24
+
+# What check_json_text looks at: a string (skipped whole, to its closing quote or the end), a
+# bracket, or a number: a run of number characters that starts with a digit or a minus sign.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[{]|[\]}]|[-0-9][-+.0-9eE]*', re.DOTALL)
+_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+
+
+def check_json_text(data: bytes, path: str) -> None:
+    """The bounds of a JSON file that the loaders read, checked on its bytes before it is parsed, by
+    the rule of tagger.cc's CheckJsonText (which scans the same tokens), so that both runtimes
+    refuse with the same message where their parsers would differ (Python's json recurses into
+    RecursionError and refuses long integers in its own words, nlohmann/json in its own):
+    containers nested at most MAX_JSON_DEPTH deep, and numbers of at most MAX_NUMBER_CHARS
+    characters within a double's range. The first violation in the text is named."""
+    depth = 0
+    for match in _JSON_TOKENS.finditer(data):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"{path}: expected JSON nested at most {MAX_JSON_DEPTH} levels deep")
+        elif token in (b"]", b"}"):
+            depth = max(depth - 1, 0)
+        elif token[:1] != b'"':
+            if len(token) > MAX_NUMBER_CHARS:
+                raise ValueError(f"{path}: expected numbers of at most {MAX_NUMBER_CHARS} characters, "
+                                 f"found one of {len(token)}")
+            if _JSON_NUMBER.fullmatch(token) and math.isinf(float(token)):
+                raise ValueError(f"{path}: expected numbers within a double's range, found {token.decode()}")
+
+
+def read_json_text(path: str) -> bytes:
+    """The bytes of a JSON file that the loaders read, at most MAX_JSON_BYTES and within
+    check_json_text's bounds."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise ValueError(f"{path}: expected at most {MAX_JSON_BYTES} bytes")
+    check_json_text(data, path)
+    return data
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ COMMANDS = {"embvec", "train", "inference", "export", "freeze", "serve", "beam_t
 FACADES = {"config", "input", "model", "conftest"}
 # A module may import its own stage and the stages before it, never a later one.
 STAGES = {"ner.model_folder": 0, "ner.cli": 0, "ner.tf_options": 0, "ner.paths": 0, "ner.op_libraries": 0,
-          "ner.data": 1, "ner.config": 1,
+          "ner.data": 1, "ner.config": 1, "ner.integrity": 1,
           "ner.model": 2, "ner.training": 3, "ner.serving": 4, "ner.service": 5, "ner.beam": 5}
 
 

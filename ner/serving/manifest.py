@@ -4,21 +4,16 @@ the same messages. Only the graph's own checks (ner/serving/loaders.py) need Ten
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 
 import numpy as np
 
 from ner import model_folder
 from ner.config import Config
-from ner.model_folder import reading
+from ner.model_folder import read_json_text, reading
 
 # It and the graph it names are files inside the folder, and each value has the type and size
 # that tagging relies on.
-MAX_MANIFEST_BYTES = 1 << 20      # tagger.cc's kMaxManifestBytes
-MAX_MANIFEST_DEPTH = 64           # containers nested in one another: tagger.cc's kMaxManifestDepth
-MAX_NUMBER_CHARS = 100            # tagger.cc's kMaxNumberChars: a double never needs more than 24
 TOKENIZER_OUTPUTS = ("tokens", "lengths", "starts", "ends")  # ner.data.tokenizer.tokenize_graph's
 MAX_FEATURE_COLUMN = 2**31 - 2    # the C API's column numbers are ints, and its runner counts column + 1 fields
 MAX_CONTEXT_WORDS = 1 << 20       # "context_words": tagger.cc's kMaxContextWords, far beyond any BERT window
@@ -40,49 +35,15 @@ def file_inside(folder: str, name: str, what: str) -> str:
     return path
 
 
-# What check_json_text looks at: a string (skipped whole, to its closing quote or the end), a
-# bracket, or a number: a run of number characters that starts with a digit or a minus sign.
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"?|[\[{]|[\]}]|[-0-9][-+.0-9eE]*', re.DOTALL)
-_JSON_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-
-
-def check_json_text(data: bytes, path: str) -> None:
-    """The bounds of a JSON file that the loaders read, checked on its bytes before it is parsed, by
-    the rule of tagger.cc's CheckJsonText (which scans the same tokens), so that both runtimes
-    refuse with the same message where their parsers would differ (Python's json recurses into
-    RecursionError and refuses long integers in its own words, nlohmann/json in its own):
-    containers nested at most MAX_MANIFEST_DEPTH deep, and numbers of at most MAX_NUMBER_CHARS
-    characters within a double's range. The first violation in the text is named."""
-    depth = 0
-    for match in _JSON_TOKENS.finditer(data):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_MANIFEST_DEPTH:
-                raise ValueError(f"{path}: expected JSON nested at most {MAX_MANIFEST_DEPTH} levels deep")
-        elif token in (b"]", b"}"):
-            depth = max(depth - 1, 0)
-        elif token[:1] != b'"':
-            if len(token) > MAX_NUMBER_CHARS:
-                raise ValueError(f"{path}: expected numbers of at most {MAX_NUMBER_CHARS} characters, "
-                                 f"found one of {len(token)}")
-            if _JSON_NUMBER.fullmatch(token) and math.isinf(float(token)):
-                raise ValueError(f"{path}: expected numbers within a double's range, found {token.decode()}")
-
-
 def read_manifest(path: str) -> dict:
     """serving.json, parsed to what nlohmann/json gives the C++ runner: besides bad JSON, it refuses
     NaN and Infinity, text that is not Unicode (lone UTF-16 surrogate escapes), NUL characters,
-    and size, nesting and numbers beyond check_json_text's bounds. A UTF-8 BOM is skipped."""
+    and size, nesting and numbers beyond read_json_text's bounds. A UTF-8 BOM is skipped."""
     def constant(name: str):
         raise ValueError(f"{path}: expected JSON, found {name}")
 
     with reading(path, "serving manifest"):
-        with open(path, "rb") as f:
-            data = f.read(MAX_MANIFEST_BYTES + 1)
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise ValueError(f"{path}: expected at most {MAX_MANIFEST_BYTES} bytes")
-        check_json_text(data, path)
+        data = read_json_text(path)
         manifest = json.loads(data.decode("utf-8-sig"), parse_constant=constant)
         _check_json_values(manifest, path)
     if not isinstance(manifest, dict):
