@@ -83,29 +83,29 @@ def _temporary(path: str) -> str:
 _temporaries = itertools.count()
 
 
-def write_text(path: str, text: str) -> None:
-    """Writes to a temporary file beside `path`, then renames it into place."""
+@contextlib.contextmanager
+def replacing(path: str, mode: str = "w"):
+    """A file open on a temporary name beside `path`, renamed to `path` when the block ends (a
+    reader sees the old file or the whole new one) and removed when it fails."""
     tmp = _temporary(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_text(path: str, text: str) -> None:
+    with replacing(path) as f:
+        f.write(text)
 
 
 def copy_file(source: str, path: str) -> None:
-    """Copies to a temporary file beside `path`, then renames it into place."""
-    tmp = _temporary(path)
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with replacing(path, "wb") as f, open(source, "rb") as original:
+        shutil.copyfileobj(original, f)
 
 
 # --- ownership: which command wrote a folder, and which files it writes -----------------------

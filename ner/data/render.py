@@ -6,10 +6,10 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
+from ner import model_folder
 from ner.data.conll import Sentence, format_conll_line
 from ner.data.schemes import chunk_spans
 from ner.data.text import TextSentence
@@ -70,12 +70,5 @@ def open_output(path: str) -> Iterator[TextIO]:
         with open(path, "w", encoding="utf-8") as f:
             yield f
     else:
-        fd, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", dir=os.path.dirname(os.path.abspath(path)))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                yield f
-            os.chmod(temporary, 0o644)  # mkstemp makes it private to its owner
-            os.replace(temporary, path)
-        except BaseException:
-            os.unlink(temporary)
-            raise
+        with model_folder.replacing(path) as f:
+            yield f
