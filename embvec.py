@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from ner.cli import user_errors
+from ner.data import limits
 from ner.data.pretrained import GLOVE_PACKAGE, build
 
 
@@ -27,9 +28,10 @@ def main(argv=None):
                         help="look words up lowercased; auto: when the pretrained words have no capitals (default)")
     parser.add_argument("--min_count", type=int, default=1,
                         help="keep a train word missing from the pretrained set only if it occurs this often (default 1)")
+    limits.add_arguments(parser)
     args = parser.parse_args(argv)
     with user_errors():
-        build(args.data_dir, args.emb, args.out, args.lowercase, args.min_count)
+        build(args.data_dir, args.emb, args.out, args.lowercase, args.min_count, limits.from_arguments(args))
 
 
 if __name__ == "__main__":

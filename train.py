@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from ner.cli import user_errors
+from ner.data import limits
 from ner.training.run import make_config, train
 
 
@@ -43,6 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=0, metavar="N",
                         help="TensorFlow threads per pool (intra-op and inter-op); 0: one per core. Use 1 when "
                              "several trainings share the cores. The same seed gives the same model for the same N")
+    limits.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -51,7 +53,8 @@ def main(argv=None):
     with user_errors():
         config = make_config(args.model_dir, args.resume, args.config, args.set, args.seed, args.epochs)
         return train(config, args.data_dir, args.emb_dir, args.model_dir, resume=args.resume,
-                     strategy_name=args.strategy, logical_cpus=args.logical_cpus, threads=args.threads)
+                     strategy_name=args.strategy, logical_cpus=args.logical_cpus, threads=args.threads,
+                     limits=limits.from_arguments(args))
 
 
 if __name__ == "__main__":

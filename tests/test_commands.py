@@ -317,3 +317,19 @@ def test_no_command_writes_over_its_input(model_dir, corpus_dir, tmp_path):
 def test_conlleval_names_a_file_it_cannot_read(tmp_path):
     assert_user_error(run(os.path.join("etc", "conlleval.py"), tmp_path / "none.txt"), "none.txt: cannot read")
     assert_user_error(run(os.path.join("etc", "conlleval.py"), tmp_path), "cannot read: Is a directory")
+
+
+def test_embvec_and_train_bound_their_input_lines_and_name_the_flag_that_raises_it(two_column_corpus, tmp_path):
+    long_word = "A" * 70000
+    train_file = two_column_corpus / "train.txt"
+    train_file.write_text(train_file.read_text() + f"{long_word} O\n", encoding="utf-8")
+    glove = tmp_path / "glove.txt"
+    write_glove(glove, ["the", "gene"])
+    emb, model = tmp_path / "emb", tmp_path / "m"
+    message = ("train.txt:22: expected a line of at most 65536 bytes (--max_line_bytes raises it)",)
+    assert_user_error(run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb), *message)
+    assert not emb.exists()
+    done = run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb, "--max_line_bytes", "80000")
+    assert done.returncode == 0, done.stderr.decode()
+    assert_user_error(train(two_column_corpus, emb, model), *message)
+    assert not model.exists()

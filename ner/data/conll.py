@@ -276,7 +276,7 @@ def format_conll_line(line: str, tag: str) -> str:
     return f"{line}{separator}{tag}"
 
 
-def read_split(data_dir: str, split: str, required: bool = True) -> list[Sentence]:
+def read_split(data_dir: str, split: str, required: bool = True, limits: Limits = Limits()) -> list[Sentence]:
     """DATA_DIR/<split>.txt's sentences, -DOCSTART- lines left out; a required split must exist and
     hold a sentence, a missing optional one gives []."""
     path = os.path.join(data_dir, f"{split}.txt")
@@ -284,7 +284,7 @@ def read_split(data_dir: str, split: str, required: bool = True) -> list[Sentenc
         if required:
             raise FileNotFoundError(f"{path}: not found; --data_dir needs train.txt and dev.txt (test.txt optional)")
         return []
-    sentences = [s for s in read_conll(path) if not s.docstart]
+    sentences = [s for s in read_conll(path, limits=limits) if not s.docstart]
     if required and not sentences:
         raise ValueError(f"{path}: no sentences")
     return sentences

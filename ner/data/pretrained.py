@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ner import model_folder, paths
 from ner.data.conll import decode_line, read_split
+from ner.data.limits import Limits
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import RESERVED, write_list
 
@@ -105,10 +106,10 @@ def check_paths(data_dir: str, emb: str, out: str) -> None:
     model_folder.check_writable(out, model_folder.EMBVEC_KIND, "--out")
 
 
-def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count: int = 1):
+def build(data_dir: str, emb: str, out: str, lowercase: str = "auto", min_count: int = 1, limits: Limits = Limits()):
     check_paths(data_dir, emb, out)
-    train = read_split(data_dir, "train")
-    others = read_split(data_dir, "dev") + read_split(data_dir, "test", required=False)
+    train = read_split(data_dir, "train", limits=limits)
+    others = read_split(data_dir, "dev", limits=limits) + read_split(data_dir, "test", required=False, limits=limits)
     train_counts = collections.Counter(w for s in train for w in s.words)
     other_words = {w for s in others for w in s.words}
 

@@ -8,6 +8,7 @@ import sys
 from ner import model_folder, paths
 from ner.config import Config
 from ner.data.conll import Sentence, check_feature_columns, read_split
+from ner.data.limits import Limits
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import Vocabulary, load_vocabulary
 
@@ -101,7 +102,7 @@ def _first_tag_outside(sentences: list[Sentence], types: set[str]) -> tuple[int,
 
 
 def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: bool = False,
-          strategy_name: str = "default", logical_cpus: int = 0, threads: int = 0):
+          strategy_name: str = "default", logical_cpus: int = 0, threads: int = 0, limits: Limits = Limits()):
     """Trains into model_dir (or goes on with it, resume) and returns the Trainer. Everything that
     can be wrong with the paths, the data and the vocabularies is found before anything is written.
 
@@ -110,7 +111,7 @@ def train(config: Config, data_dir: str, emb_dir: str, model_dir: str, resume: b
     command (or --resume) starts afresh, replacing only what train.py writes. A new run that fails
     before its first finished epoch removes what it wrote (the folder too, when it made it)."""
     check_paths(data_dir, emb_dir, model_dir, resume)
-    splits = {split: read_split(data_dir, split) for split in ("train", "dev")}
+    splits = {split: read_split(data_dir, split, limits=limits) for split in ("train", "dev")}
     if not resume:
         check_data_fits(config, load_vocabulary(emb_dir), data_dir, splits)
     train_sentences, dev_sentences = splits["train"], splits["dev"]
