@@ -134,6 +134,9 @@ _FOLDERS = {EMBVEC_KIND: r"", TRAIN_KIND: r"logs|checkpoints|checkpoints/(best|l
             EXPORT_KIND: r"variables|assets", FROZEN_KIND: r""}
 # Folders of other kinds that a model folder holds; their own commands check them.
 _NESTED = {TRAIN_KIND: (EXPORT_DIR, FROZEN_DIR)}
+# A model folder is also where users keep what they made with it (pred.txt, notes): train.py
+# removes only files it writes, so in a folder it marked, other files stay and block no run.
+_WORKSPACES = {TRAIN_KIND}
 # How a folder written before the marker existed is recognised: it holds this file (and only
 # files of its kind).
 _EARLIER_SIGN = {EMBVEC_KIND: VOCABULARY_META, TRAIN_KIND: CONFIG, EXPORT_KIND: SAVED_MODEL, FROZEN_KIND: FROZEN_GRAPH}
@@ -203,7 +206,8 @@ def _foreign(folder: str, kind: str) -> str | None:
 def check_writable(folder: str, kind: str, flag: str) -> None:
     """A command of `kind` may write into `folder` only when it is new, empty, or a folder of the
     same kind (its marker, or for folders from before the marker, its files) holding only files
-    that kind writes. Otherwise one line naming the first foreign file."""
+    that kind writes, or any files besides for a workspace kind that marked it. Otherwise one line
+    naming the first foreign file."""
     paths.output_folder(folder, flag)
     if not os.path.isdir(folder) or not set(os.listdir(folder)) - {LOCK}:
         return
@@ -212,6 +216,8 @@ def check_writable(folder: str, kind: str, flag: str) -> None:
     if marked is not None and marked != kind:
         raise ValueError(f"{folder}: {flag} is a folder {COMMANDS[marked]} wrote (says its {MARKER}), not "
                          f"{command}; give another folder")
+    if marked == kind and kind in _WORKSPACES:
+        return
     foreign = _foreign(folder, kind)
     if foreign is not None:
         other = recognise(folder) if marked is None else None

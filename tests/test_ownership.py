@@ -179,6 +179,26 @@ def test_a_run_killed_before_its_first_epoch_starts_again(resume, corpus_dir, em
     assert not (folder / model_folder.BEST_CHECKPOINTS / "ckpt-1_temp").exists()
 
 
+def test_files_a_user_keeps_in_a_model_folder_block_no_run_and_stay(corpus_dir, emb_dir, model_dir, tmp_path):
+    """make demo writes pred.txt into runs/demo, and users keep notes beside their models: train.py
+    removes only files it writes, so in a folder it marked they neither block --resume nor a run
+    that starts afresh, and they stay as they were."""
+    folder = tmp_path / "workspace"
+    shutil.copytree(model_dir, folder)
+    (folder / "pred.txt").write_text("tagged\n")
+    (folder / "notes").mkdir()
+    (folder / "notes" / "todo.txt").write_text("compare seeds\n")
+    done = train(corpus_dir, emb_dir, folder, "--resume", epochs=len(history_epochs(folder)) + 1)
+    assert done.returncode == 0, done.stderr.decode()
+    killed = killed_run_copy(model_dir, tmp_path)
+    (killed / "pred.txt").write_text("tagged\n")
+    done = train(corpus_dir, emb_dir, killed, epochs=1)
+    assert done.returncode == 0, done.stderr.decode()
+    for kept in (folder / "pred.txt", killed / "pred.txt"):
+        assert kept.read_text() == "tagged\n"
+    assert (folder / "notes" / "todo.txt").read_text() == "compare seeds\n"
+
+
 def test_a_model_whose_last_checkpoint_was_removed_is_never_started_afresh(corpus_dir, emb_dir, model_dir, tmp_path):
     folder = tmp_path / "shipped"
     shutil.copytree(model_dir, folder)
