@@ -8,7 +8,8 @@ first --clients valid clients alone (the baseline), then the same clients while 
 them (from a process of their own), each sending its next request as soon as an answer comes:
   - oversized: bodies over the 1 MiB limit (a Content-Length of 99,999,999 with nothing after it,
     and a chunked body that never ends), texts over --max_text_chars (50 of 3,400 tokens each,
-    within 1 MiB), and texts within it but over --max_tokens (tokenized, then refused);
+    within 1 MiB), texts within it but over --max_tokens by their words (refused before
+    tokenizing), and texts of one 4,000-symbol run (tokenized, then refused);
   - malformed: broken JSON, a number of 5,000 digits, 200,000-deep nesting, a gzip
     Content-Encoding on a plain body, a lone surrogate, a wrong shape;
   - slow: --slow_connections connections that send their headers a byte at a time, or a body
@@ -55,6 +56,7 @@ OVERSIZED = [
     + (b"10000\r\n" + b" " * 0x10000 + b"\r\n") * 20,  # 1.25 MiB of chunks, and no last chunk
     post(json.dumps({"text": [PARIS] * 50}).encode()),
     post(json.dumps({"text": [PARIS[:4000]] * 50}).encode()),
+    post(json.dumps({"text": ["$" * 4000] * 50}).encode()),  # 4,000 tokens in one run: found once tokenized
 ]
 MALFORMED = [
     post(b'{"text": ["Paris", '),

@@ -192,6 +192,18 @@ def tokenize_graph(texts):
             "ends": tf.cast(padded(tf.gather(char_start, end_of_piece) - text_start, 0), tf.int32)}
 
 
+_VISIBLE = regex.compile(r"[\p{L}\p{N}\p{P}\p{S}]")
+
+
+def fewest_tokens(text: str) -> int:
+    """A lower bound on the tokens of `text`, in linear time without the graph, so that a limit can
+    be checked before tokenizing: every run between whitespace that holds a letter, number,
+    punctuation mark or symbol holds a token (such a character starts or is part of a visible
+    cluster, and every visible cluster is in a token), and no token spans whitespace (every
+    character str.split takes for whitespace separates tokens)."""
+    return sum(1 for run in text.split() if _VISIBLE.search(run))
+
+
 @cache
 def tokenizer_function():
     """tokenize_graph as a tf.function over a batch of texts [N]."""

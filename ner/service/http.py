@@ -51,6 +51,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from ner.data.conll import Sentence, check_text_input
 from ner.data.render import describe
 from ner.data.text import TextLine, TextSentence, Tokenize, text_sentences
+from ner.data.tokenizer import fewest_tokens
 from ner.model.tagging import tag_sentences
 
 WEB_PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web", "index.html")
@@ -73,6 +74,9 @@ log = logging.getLogger(__name__)
 INLINE_BODY_BYTES = 16 << 10
 INLINE_TEXT_CHARS = 1000
 INLINE_TOKENS = 64
+# Raw texts go to the tokenizer in calls of at most this many characters (about 0.1 s here), the
+# token limit checked after each.
+TOKENIZE_CALL_CHARS = 1 << 16
 
 
 @dataclass
@@ -165,6 +169,9 @@ def _raw_text(text, number: int, limits: Limits, feature_columns: list[int]) -> 
     if len(text) > limits.max_text_chars:
         raise over_limit(f"text {number}: {len(text)} characters", "max_text_chars", limits)
     _check_encodable(text, f"text {number}", raw_text=True)
+    fewest = fewest_tokens(text)
+    if fewest > limits.max_tokens:
+        raise over_limit(f"text {number}: at least {fewest} tokens", "max_tokens", limits)
     try:
         check_text_input(feature_columns, "the model")
     except ValueError as e:
@@ -193,13 +200,21 @@ class Work:
         return [item.sentence for item in self.items if len(item.sentence)]
 
     def _tokenized_texts(self) -> list[TextSentence]:
-        """The texts tokenized in one call (its memory grows with the texts' length, which the body
-        limit bounds); RequestError 413 for the first text over the token limit."""
-        sentences = text_sentences(self.texts, self.tokenize)
-        for sentence in sentences:
-            if len(sentence.sentence) > self.limits.max_tokens:
-                raise over_limit(f"text {sentence.sentence.first_line - 1}: {len(sentence.sentence)} tokens",
-                                 "max_tokens", self.limits)
+        """The texts tokenized in calls of at most TOKENIZE_CALL_CHARS characters (or one text);
+        RequestError 413 for the first text over the token limit, so that a refused request costs
+        the worker at most one call more than what came before it."""
+        sentences, call, chars = [], [], 0
+        for line in self.texts + [None]:
+            if call and (line is None or chars + len(line.text) > TOKENIZE_CALL_CHARS):
+                for sentence in text_sentences(call, self.tokenize):
+                    if len(sentence.sentence) > self.limits.max_tokens:
+                        raise over_limit(f"text {sentence.sentence.first_line - 1}: {len(sentence.sentence)} tokens",
+                                         "max_tokens", self.limits)
+                    sentences.append(sentence)
+                call, chars = [], 0
+            if line is not None:
+                call.append(line)
+                chars += len(line.text)
         return sentences
 
     def answer(self, results: list) -> bytes:

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ner.data.text import parse_text, text_sentences
-from ner.data.tokenizer import tokenize_texts
+from ner.data.tokenizer import fewest_tokens, tokenize_texts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -275,3 +275,17 @@ def test_memory_grows_with_the_text_not_with_text_times_tokens():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout.split()[-1]) < 300, f"peak RSS grew by {done.stdout.split()[-1]} MB"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("ab1.,-'$ \t\u00a0\u200b\u0301\u0000\u001c\u2028\u3000\u0915\u094d"
+                                              "\U0001F600\u200d\U0001F1EB\U0001F1F7")), max_size=40))
+@example("a \u0301 \u200b b")
+@example("\u0301\u0301 \u001c a\u001cb")
+def test_fewest_tokens_never_exceeds_the_tokens(text):
+    assert fewest_tokens(text) <= len(tokenize_texts([text])[0])
+
+
+def test_fewest_tokens_counts_each_run_with_a_visible_character():
+    assert fewest_tokens("Paris " * 700) == 700
+    assert fewest_tokens("a \u0301 \u200b\u200b b\u00a0c") == 3

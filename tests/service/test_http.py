@@ -177,7 +177,8 @@ def test_model_with_feature_columns_takes_column_tokens(feature_model_dir, test_
     (b'{"sentences": ["a b"]}', 400, "sentence 0: expected a list of tokens"),
     (b'{"sentences": ' + json.dumps([["a"]] * 5).encode() + b"}", 413, "5 sentences; at most 4"),
     (b'{"tokens": ' + json.dumps(["a"] * 9).encode() + b"}", 413, "sentence 0: 9 tokens; at most 8"),
-    (b'{"text": "' + b"a " * 9 + b'"}', 413, "text 0: 9 tokens; at most 8"),
+    (b'{"text": "' + b"a " * 9 + b'"}', 413, "text 0: at least 9 tokens; at most 8"),  # before tokenizing
+    (b'{"text": "' + b"$" * 9 + b'"}', 413, "text 0: 9 tokens; at most 8"),  # one run: known once tokenized
     (b'{"text": "' + b"a" * 300 + b'"}', 413,
      "request body of 312 bytes (its Content-Length); at most 256 (serve.py --max_body_bytes raises it)"),
     (b'{"text": "' + b"a" * 101 + b'"}', 413, "text 0: 101 characters; at most 100 (serve.py --max_text_chars raises it)"),
@@ -471,15 +472,15 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
         return tag_sentences(model, sentences, "iob2", 64)
 
     texts = [" ".join(s.words) for s in test_sentences[:200]]
-    paris = ("Paris " * 700)[:4000]  # 667 tokens, within the characters allowed
+    symbols = "$" * 4000  # 4,000 tokens in one run between spaces: known only once tokenized
 
     async def scenario(client):
         small = await post(client, {"text": texts[0]})
         many_tokens = await post(client, {"text": "a " * (http.INLINE_TOKENS + 1)})  # few characters
         large = await post(client, {"text": texts})
         tokens = await post(client, {"sentences": [t.split() for t in texts]})
-        held = asyncio.create_task(post(client, {"text": [paris] * 50}))
-        await until(recording.entered.is_set)  # the worker tokenizes the 50 texts and waits
+        held = asyncio.create_task(post(client, {"text": [symbols] * 50}))
+        await until(recording.entered.is_set)  # the worker tokenizes the first call of texts and waits
         health = await client.get("/health")  # the loop is free meanwhile
         bad = await post(client, b"{")
         recording.opened.set()
@@ -487,14 +488,14 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
 
     small, many_tokens, large, tokens, held, health, bad = run_with_client(http.make_app(recording, "tiny", tag=tag), scenario)
     assert [status for status, _ in (small, many_tokens, large, tokens)] == [200, 200, 200, 200]
-    assert held == (413, {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"})
+    assert held == (413, {"error": "text 0: 4000 tokens; at most 512 (serve.py --max_tokens raises it)"})
     assert (health, bad[0]) == (200, 400)
     # Inline: the small request; the 65 tokens tokenized on the loop, tagged on the worker; the 200
     # texts, the 200 tokenized sentences and the 50 texts on the worker.
     assert [on_loop for on_loop, _, _ in recording.calls] == [True, True, False, False]
     assert tag_threads == [True, False, False, False]
-    # The 50 texts of 4,000 characters in one tokenizer call.
-    assert recording.calls[3][1:] == (50, 200000)
+    # Of the 50 texts of 4,000 characters, only the first call's (TOKENIZE_CALL_CHARS) are tokenized.
+    assert recording.calls[3][1:] == (16, 64000)
 
 
 def test_an_unexpected_error_is_a_json_500_counted_and_logged_once(model, caplog):
@@ -759,7 +760,7 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
         {"error": "request body of 99999999 bytes (its Content-Length); at most 1048576 (serve.py --max_body_bytes "
                   "raises it)"},
         {"error": "text 0: 20400 characters; at most 20000 (serve.py --max_text_chars raises it)"},
-        {"error": "text 0: 667 tokens; at most 512 (serve.py --max_tokens raises it)"}]
+        {"error": "text 0: at least 667 tokens; at most 512 (serve.py --max_tokens raises it)"}]
     assert all(headers.get("Connection") == "close" for _, headers, _ in answers[1:3])  # their bodies were not read
     assert tagged[0] == 200 and tagged[2]["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
     # A NUL in raw text separates tokens, as in inference.py and the C++ runner.
