@@ -495,7 +495,7 @@ def test_the_event_loop_tokenizes_and_tags_only_what_is_provably_small(model, te
     assert [on_loop for on_loop, _, _ in recording.calls] == [True, True, False, False]
     assert tag_threads == [True, False, False, False]
     # Of the 50 texts of 4,000 characters, only the first call's (TOKENIZE_CALL_CHARS) are tokenized.
-    assert recording.calls[3][1:] == (16, 64000)
+    assert recording.calls[3][1:] == (2, 8000)
 
 
 def test_an_unexpected_error_is_a_json_500_counted_and_logged_once(model, caplog):
