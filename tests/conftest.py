@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny synthetic corpus, a tiny GloVe text file, and a model trained on them."""
+import hashlib
 import os
 import subprocess
 import sys
@@ -45,6 +46,20 @@ def config_from(args: list[str]):
         else:
             raise ValueError(f"config_from: {flag} is not a config argument")
     return make_config("", False, overrides=overrides, seed=seed, epochs=epochs)
+
+
+def folder_state(*folders) -> dict:
+    """Every file (its SHA-256) and every folder below `folders`, by path: to assert that a command
+    changed nothing."""
+    found = {}
+    for folder in folders:
+        for parent, subfolders, names in os.walk(folder):
+            for name in subfolders:
+                found[os.path.join(parent, name)] = "folder"
+            for name in names:
+                with open(os.path.join(parent, name), "rb") as f:
+                    found[os.path.join(parent, name)] = hashlib.sha256(f.read()).hexdigest()
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TINY_CONFIG, write_glove
+from conftest import ROOT, TINY_CONFIG, folder_state, write_glove
 from ner.data.schemes import convert_tags
 
 # What TensorFlow's C++ runtime may print on its own before a message of ours.
@@ -30,16 +30,6 @@ def assert_user_error(done, *expected: str):
     for piece in expected:
         assert piece in lines[0], (piece, lines[0])
 
-
-def snapshot(folder) -> dict:
-    """Every file below `folder` with its bytes: to assert that nothing changed."""
-    files = {}
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, folder)] = f.read()
-    return files
 
 
 @pytest.fixture
@@ -89,7 +79,7 @@ def test_embvec_never_replaces_what_it_did_not_write(corpus_dir, emb_dir, model_
     shutil.copytree(corpus_dir, data)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("keep me\n")
-    before = {path: snapshot(path) for path in (data, model_dir)}
+    before = {path: folder_state(path) for path in (data, model_dir)}
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", data),
                       "--out holds --data_dir", "overwrite the input")
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", tmp_path),
@@ -99,7 +89,7 @@ def test_embvec_never_replaces_what_it_did_not_write(corpus_dir, emb_dir, model_
     assert_user_error(run("embvec.py", "--data_dir", data, "--emb", glove, "--out", model_dir),
                       "is a folder train.py wrote", "not embvec.py")
     assert a_file.read_text() == "keep me\n"
-    assert {path: snapshot(path) for path in (data, model_dir)} == before
+    assert {path: folder_state(path) for path in (data, model_dir)} == before
     # An earlier output of embvec.py is what --out may replace.
     earlier = tmp_path / "vocab"
     shutil.copytree(emb_dir, earlier)
@@ -118,9 +108,9 @@ def train(corpus, emb, model, *more):
 def test_train_refuses_its_emb_dir_or_a_file_as_model_dir(corpus_dir, emb_dir, tmp_path):
     emb = tmp_path / "emb"
     shutil.copytree(emb_dir, emb)
-    before = snapshot(emb)
+    before = folder_state(emb)
     assert_user_error(train(corpus_dir, emb, emb), "--model_dir is the --emb_dir")
-    assert snapshot(emb) == before
+    assert folder_state(emb) == before
     a_file = tmp_path / "model.txt"
     a_file.write_text("x")
     assert_user_error(train(corpus_dir, emb, a_file), "model.txt", "expected a folder")
@@ -159,7 +149,7 @@ def test_an_entity_type_only_dev_has_is_named_with_its_line_and_advice_that_work
     write_glove(glove, ["the", "gene", "binds"])
     emb, model = tmp_path / "emb", tmp_path / "m"
     assert run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb).returncode == 0
-    before = snapshot(two_column_corpus), snapshot(emb)
+    before = folder_state(two_column_corpus), folder_state(emb)
     message = ("dev.txt:22: entity type DRUG does not occur in", "train.txt (GENE)", "correct the tag, or add DRUG "
                "sentences to train.txt and rebuild the vocabularies with embvec.py")
     assert_user_error(train(two_column_corpus, emb, model), *message)
@@ -167,7 +157,7 @@ def test_an_entity_type_only_dev_has_is_named_with_its_line_and_advice_that_work
     shutil.rmtree(emb)
     assert run("embvec.py", "--data_dir", two_column_corpus, "--emb", glove, "--out", emb).returncode == 0
     assert_user_error(train(two_column_corpus, emb, model), *message)
-    assert (snapshot(two_column_corpus), snapshot(emb)) == before
+    assert (folder_state(two_column_corpus), folder_state(emb)) == before
     assert not model.exists()
     train_file = two_column_corpus / "train.txt"
     train_file.write_text(train_file.read_text() + "Aspirin B-DRUG\nhelps O\n", encoding="utf-8")
@@ -268,7 +258,7 @@ def test_inference_output_scheme_comes_from_a_gold_ner_column_only(feature_model
 
 @pytest.mark.parametrize("command", ["export.py", "freeze.py"])
 def test_artifact_commands_refuse_what_they_would_destroy(command, model_dir, tmp_path):
-    before = snapshot(model_dir)
+    before = folder_state(model_dir)
     assert_user_error(run(command, "--model_dir", model_dir, "--out", model_dir), "--out holds the model folder")
     assert_user_error(run(command, "--model_dir", model_dir, "--out", os.path.dirname(model_dir)),
                       "--out holds the model folder")
@@ -281,7 +271,7 @@ def test_artifact_commands_refuse_what_they_would_destroy(command, model_dir, tm
     assert_user_error(run(command, "--model_dir", model_dir, "--out", a_file), "is a file, expected a folder")
     assert_user_error(run(command, "--model_dir", tmp_path / "none"), "model folder not found")
     assert (notes / "keep.txt").read_text() == a_file.read_text() == "keep me\n"
-    assert snapshot(model_dir) == before
+    assert folder_state(model_dir) == before
 
 
 # --- serve.py, beam_tag.py ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import shutil
 import pytest
 from test_commands import TF_NOISE, assert_user_error, run
 
-from conftest import TINY_CONFIG
+from conftest import TINY_CONFIG, folder_state
 from ner import integrity, model_folder
 
 
@@ -24,16 +24,6 @@ def export_dir(model_dir, tmp_path_factory):
     export.main(["--model_dir", model_dir, "--out", out])
     return out
 
-
-def digests(folder) -> dict:
-    """The SHA-256 of every file below `folder`: to assert that nothing changed."""
-    found = {}
-    for parent, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(parent, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, folder)] = hashlib.sha256(f.read()).hexdigest()
-    return found
 
 
 def listed(folder) -> dict:
@@ -55,7 +45,8 @@ def test_each_folder_lists_the_files_its_loaders_read(model_dir, export_dir, fro
     for folder, writer in ((export_dir, "export.py"), (frozen_dir, "freeze.py")):
         manifest = listed(folder)
         assert manifest["written_by"] == writer
-        assert set(manifest["files"]) == {name for name in digests(folder)
+        files = {os.path.relpath(path, folder) for path, state in folder_state(folder).items() if state != "folder"}
+        assert set(manifest["files"]) == {name for name in files
                                           if not name.startswith(".") and name != model_folder.INTEGRITY}
     for folder in (model_dir, export_dir, frozen_dir):
         for name, entry in listed(folder)["files"].items():
@@ -97,13 +88,13 @@ def test_inference_names_a_file_changed_since_it_was_written(kind, name, damage,
     shutil.copytree(source, folder)
     size = listed(folder)["files"][name]["size"]
     damage(os.path.join(folder, name))
-    before = digests(folder)
+    before = folder_state(folder)
     writer = listed(folder)["written_by"]
     expected = changed(folder, name, writer, size if os.path.getsize(os.path.join(folder, name)) != size else None)
     output = tmp_path / "pred.txt"
     assert_user_error(run("inference.py", "--model_dir", folder, "--input", os.path.join(corpus_dir, "test.txt"),
                           "--output", output), expected)
-    assert digests(folder) == before and not output.exists()
+    assert folder_state(folder) == before and not output.exists()
 
 
 def stderr_lines(done) -> list[str]:
@@ -114,14 +105,14 @@ def test_a_folder_from_before_integrity_manifests_loads_with_one_warning(frozen_
     folder = str(tmp_path / "frozen")
     shutil.copytree(frozen_dir, folder)
     os.remove(os.path.join(folder, model_folder.INTEGRITY))
-    before = digests(folder)
+    before = folder_state(folder)
     done = run("inference.py", "--model_dir", folder, "--input", os.path.join(corpus_dir, "test.txt"))
     assert done.returncode == 0 and done.stdout.count(b"\n") > 100, done.stderr.decode()
     assert stderr_lines(done) == [integrity.unchecked_warning(folder, "freeze.py")]
     assert integrity.unchecked_warning(folder, "freeze.py") == (
         f"{folder}: warning: no integrity.json, so its files are not checked (written before folders kept one); "
         "write it again with freeze.py to add one")
-    assert digests(folder) == before
+    assert folder_state(folder) == before
 
 
 def test_a_duplicate_entity_type_in_an_earlier_model_folder_is_named(model_dir, corpus_dir, tmp_path):
@@ -132,14 +123,14 @@ def test_a_duplicate_entity_type_in_an_earlier_model_folder_is_named(model_dir, 
     path = os.path.join(folder, model_folder.ENTITY_TYPES)
     types = open(path, encoding="utf-8").read().splitlines()
     open(path, "w", encoding="utf-8").write("\n".join(types + types[:1]) + "\n")
-    before = digests(folder)
+    before = folder_state(folder)
     done = run("inference.py", "--model_dir", folder, "--input", os.path.join(corpus_dir, "test.txt"))
     assert done.returncode == 1 and "Traceback" not in done.stderr.decode()
     assert stderr_lines(done) == [
         integrity.unchecked_warning(folder, "train.py"),
         f'{path}:{len(types) + 1}: "{types[0]}" again (first on line 1); each entry must be on one line only: '
         "restore the file, or write the vocabularies again with embvec.py (and train again on them)"]
-    assert digests(folder) == before
+    assert folder_state(folder) == before
 
 
 @pytest.mark.parametrize("name", ["words.txt", "entity_types.txt"])
@@ -158,8 +149,8 @@ def test_train_names_damaged_vocabularies(name, corpus_dir, emb_dir, tmp_path):
     else:
         open(path, "w", encoding="utf-8").write("\n".join(lines + lines[-1:]) + "\n")
         expected = f'{path}:{len(lines) + 1}: "{lines[-1]}" again (first on line {len(lines)})'
-    before = digests(emb)
+    before = folder_state(emb)
     model = tmp_path / "model"
     assert_user_error(run("train.py", "--data_dir", corpus_dir, "--emb_dir", emb, "--model_dir", model,
                           "--epochs", "1", *TINY_CONFIG), expected)
-    assert digests(emb) == before and not model.exists()
+    assert folder_state(emb) == before and not model.exists()

@@ -13,21 +13,8 @@ import time
 import pytest
 from test_commands import assert_user_error, run
 
-from conftest import ROOT, TINY_CONFIG
+from conftest import ROOT, TINY_CONFIG, folder_state
 from ner import model_folder
-
-
-def state(*folders) -> dict:
-    """Every file (with its bytes) and every folder below `folders`: to assert that nothing changed."""
-    found = {}
-    for folder in folders:
-        for parent, subfolders, names in os.walk(folder):
-            for name in subfolders:
-                found[os.path.join(parent, name)] = "folder"
-            for name in names:
-                with open(os.path.join(parent, name), "rb") as f:
-                    found[os.path.join(parent, name)] = f.read()
-    return found
 
 
 def train_command(corpus_dir, emb_dir, model_dir, *more, epochs=2):
@@ -57,18 +44,18 @@ def test_artifact_out_holding_a_foreign_file_is_refused(command, kind, model_dir
     (out / "important.txt").write_text("notes\n")
     empty_variables = tmp_path / "q"
     (empty_variables / model_folder.SAVED_VARIABLES).mkdir(parents=True)
-    before = state(tmp_path, model_dir)
+    before = folder_state(tmp_path, model_dir)
     assert_user_error(run(command, "--model_dir", model_dir, "--out", out), f"{out}: --out holds important.txt",
                       f"which {command} never writes")
     assert_user_error(run(command, "--model_dir", model_dir, "--out", empty_variables), str(empty_variables))
-    assert state(tmp_path, model_dir) == before
+    assert folder_state(tmp_path, model_dir) == before
 
 
 def test_freeze_never_writes_into_an_export(model_dir, tmp_path):
     export = tmp_path / "export"
     done = run("export.py", "--model_dir", model_dir, "--out", export)
     assert done.returncode == 0, done.stderr.decode()
-    before = state(export, model_dir)
+    before = folder_state(export, model_dir)
     assert_user_error(run("freeze.py", "--model_dir", model_dir, "--out", export),
                       "is a folder export.py wrote", model_folder.MARKER)
     # An export from before the marker: recognised by its files, as export.py's and not freeze.py's.
@@ -76,7 +63,7 @@ def test_freeze_never_writes_into_an_export(model_dir, tmp_path):
     os.remove(export / model_folder.LOCK)
     assert_user_error(run("freeze.py", "--model_dir", model_dir, "--out", export), "--out holds fingerprint.pb",
                       "(a folder export.py wrote)")
-    assert state(export, model_dir) == {path: value for path, value in before.items()
+    assert folder_state(export, model_dir) == {path: value for path, value in before.items()
                                         if path not in (str(export / model_folder.MARKER), str(export / model_folder.LOCK))}
 
 
@@ -105,14 +92,14 @@ def test_embvec_and_train_refuse_a_folder_with_a_foreign_file(corpus_dir, emb_di
     folder.mkdir()
     (folder / model_folder.WORDS).write_text("mine\n")
     (folder / "important.txt").write_text("notes\n")
-    before = state(folder)
+    before = folder_state(folder)
     assert_user_error(run("embvec.py", "--data_dir", corpus_dir, "--emb", tmp_path / "none.txt", "--out", folder),
                       "none.txt")
     glove = os.path.join(os.path.dirname(emb_dir), "glove.txt")
     assert_user_error(run("embvec.py", "--data_dir", corpus_dir, "--emb", glove, "--out", folder),
                       "--out holds important.txt", "embvec.py never writes")
     assert_user_error(train(corpus_dir, emb_dir, folder), "--model_dir holds important.txt", "train.py never writes")
-    assert state(folder) == before
+    assert folder_state(folder) == before
 
 
 # --- case 2: one writer per model folder ----------------------------------------------------------
@@ -146,11 +133,11 @@ def test_no_export_while_train_writes_the_model_folder(command, model_dir, tmp_p
     """export.py and freeze.py hold the model folder's lock while they read its checkpoint."""
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
-    before = state(folder)
+    before = folder_state(folder)
     with model_folder.locked(str(folder), "train.py", "--model_dir"):
         assert_user_error(run(command, "--model_dir", folder),
                           f"{folder}: --model_dir: train.py (PID {os.getpid()}) is writing this folder")
-    assert state(folder) == before
+    assert folder_state(folder) == before
 
 
 # --- case 3: a run killed at any moment goes on with the same command -----------------------------
@@ -203,11 +190,11 @@ def test_a_model_whose_last_checkpoint_was_removed_is_never_started_afresh(corpu
     folder = tmp_path / "shipped"
     shutil.copytree(model_dir, folder)
     shutil.rmtree(folder / model_folder.LAST_CHECKPOINTS)
-    before = state(folder)
+    before = folder_state(folder)
     assert_user_error(train(corpus_dir, emb_dir, folder), "already holds a model; use --resume")
     assert_user_error(train(corpus_dir, emb_dir, folder, "--resume"), "nothing to resume",
                       "train again into another --model_dir")
-    assert state(folder) == before
+    assert folder_state(folder) == before
 
 
 def test_kill_9_before_the_first_epoch_then_the_same_command(corpus_dir, emb_dir, tmp_path):
@@ -286,7 +273,7 @@ def test_resume_on_a_damaged_folder_is_one_line(damage, expected, corpus_dir, em
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
     named = damage(folder)
-    before = state(folder)
+    before = folder_state(folder)
     assert_user_error(train(corpus_dir, emb_dir, folder, "--resume", epochs=4), named.split(".data-")[0].split(".index")[0],
                       expected)
-    assert state(folder) == before
+    assert folder_state(folder) == before

@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import ROOT
+from conftest import ROOT, folder_state
 from ner.data.conll import Sentence, read_conll
 from ner.data.schemes import chunk_spans
 from ner.data.tokenizer import tokenize_texts
@@ -725,11 +725,6 @@ def test_serve_py_binds_loopback_and_tags(served):
     assert status == 200 and body["sentences"][0]["tokens"] == ["Anna", "lives", "in", "Lisbon"]
 
 
-def folder_digest(folder) -> dict:
-    import hashlib
-    return {os.path.relpath(os.path.join(d, name), folder): hashlib.sha256(open(os.path.join(d, name), "rb").read())
-            .hexdigest() for d, _, names in os.walk(folder) for name in names}
-
 
 def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, frozen_dir):
     """Issue 29 cases 4-6: a body with more than Python's 4,300 digits in a number, a
@@ -738,7 +733,7 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
     tokens are 4xx in JSON, counted in /metrics, with nothing in the log; raw texts are refused by
     their characters before tokenizing, or tokenized in memory that grows with their length; the
     service goes on tagging and writes nothing into the model folder."""
-    before, metrics_before, log_before = folder_digest(frozen_dir), served.metrics(), len(served.stderr)
+    before, metrics_before, log_before = folder_state(frozen_dir), served.metrics(), len(served.stderr)
     served.post(b'{"text": "warm up"}')
     rss_before = served.peak_rss_mb()
     paris = "Paris " * 3400  # 20,400 characters, 3,400 tokens: 50 of them fit the 1 MiB body
@@ -775,7 +770,7 @@ def test_serve_py_answers_client_mistakes_at_once_with_4xx_in_json(served, froze
     # Memory: tokenizing 50 texts of 19,800 characters took serve.py's peak to 3.8 GB before the
     # tokenizer joined each token's clusters (a copy of its whole text per token).
     assert rss_after - rss_before < 400, (rss_before, rss_after)
-    assert folder_digest(frozen_dir) == before
+    assert folder_state(frozen_dir) == before
 
 
 def test_serve_py_reports_a_bad_model_folder_and_bad_flags(tmp_path):

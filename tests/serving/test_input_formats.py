@@ -2,7 +2,6 @@
 (a file and stdin) and the C++ runner refuse it with the same one line, naming the line, the limit
 or the flag to use, and change nothing; raw text with NUL and other control characters gives the
 same tokens from the checkpoint, the frozen folder on libtagger and the C++ runner."""
-import hashlib
 import json
 import os
 import subprocess
@@ -11,7 +10,7 @@ import sys
 import pytest
 from test_cc import cc_build, tagger  # noqa: F401  (cc_build: the fixture that builds inference/cc)
 
-from conftest import ROOT
+from conftest import ROOT, folder_state
 
 LINE_LIMIT = "expected a line of at most 65536 bytes (--max_line_bytes raises it)"
 TOKEN_LIMIT = "expected a sentence of at most 10000 tokens (--max_sentence_tokens raises it)"
@@ -30,17 +29,6 @@ def inference(model_dir, *args, stdin=None):
                           stdin=stdin, capture_output=True, timeout=300)
 
 
-def digests(*folders) -> dict:
-    """Every file under the folders, by path: its SHA-256."""
-    found = {}
-    for folder in folders:
-        for parent, _, names in os.walk(folder):
-            for name in names:
-                path = os.path.join(parent, name)
-                with open(path, "rb") as f:
-                    found[path] = hashlib.sha256(f.read()).hexdigest()
-    return found
-
 
 def refused(done, message: str, prefix: str = "", stream: bool = False) -> None:
     """Exit status 1, `message` as the one line on stderr, and nothing on stdout, unless from a
@@ -57,19 +45,19 @@ def refused_everywhere(model_dir, frozen, cc_build, tmp_path, data: bytes, messa
     `message` (after `NAME:`), writing nothing and changing no file."""
     source = tmp_path / "in.txt"
     source.write_bytes(data)
-    before = digests(tmp_path, model_dir, frozen)
+    before = folder_state(tmp_path, model_dir, frozen)
     refused(inference(model_dir, "--input", str(source), "--output", str(tmp_path / "out.txt"), *args),
             f"{source}:{message}")
     with open(source, "rb") as stdin:
         refused(inference(model_dir, "--input", "-", *args, stdin=stdin), f"<stdin>:{message}", stream=True)
     refused(tagger(cc_build, frozen, data, *args), f"<stdin>:{message}", "tagger: ", stream=True)
-    assert digests(tmp_path, model_dir, frozen) == before
+    assert folder_state(tmp_path, model_dir, frozen) == before
 
 
 # --- bounded input (issue 29, case 7) ----------------------------------------------------------
 
 def test_dev_zero_is_refused_at_the_line_limit(model_dir, frozen_dir, cc_build, tmp_path):  # noqa: F811
-    before = digests(tmp_path, model_dir)
+    before = folder_state(tmp_path, model_dir)
     refused(inference(model_dir, "--input", "/dev/zero", "--output", str(tmp_path / "out.txt")),
             f"/dev/zero:1: {LINE_LIMIT}")
     with open("/dev/zero", "rb") as zeros:
@@ -77,7 +65,7 @@ def test_dev_zero_is_refused_at_the_line_limit(model_dir, frozen_dir, cc_build, 
     with open("/dev/zero", "rb") as zeros:
         done = subprocess.run([os.path.join(cc_build, "tagger"), frozen_dir], stdin=zeros, capture_output=True)
     refused(done, f"<stdin>:1: {LINE_LIMIT}", "tagger: ")
-    assert digests(tmp_path, model_dir) == before
+    assert folder_state(tmp_path, model_dir) == before
 
 
 @pytest.mark.parametrize("name, data, args, message", [
@@ -154,7 +142,7 @@ def test_prose_that_merely_ends_in_a_tag_like_word_is_tagged_as_text(model_dir, 
 def test_json_without_text_is_refused(model_dir, frozen_dir, cc_build, tmp_path):  # noqa: F811
     source = tmp_path / "in.txt"
     source.write_bytes(b"Angela Merkel flew to Paris .\n")
-    before = digests(tmp_path, model_dir)
+    before = folder_state(tmp_path, model_dir)
     refused(inference(model_dir, "--input", str(source), "--json"), JSON_NEEDS_TEXT)
     refused(inference(model_dir, "--input", str(source), "--json", "--format", "conll"), JSON_NEEDS_TEXT)
     refused(tagger(cc_build, frozen_dir, source.read_bytes(), "--json"), JSON_NEEDS_TEXT, "tagger: ")
@@ -163,7 +151,7 @@ def test_json_without_text_is_refused(model_dir, frozen_dir, cc_build, tmp_path)
     done = subprocess.run([sys.executable, os.path.join(ROOT, "beam_tag.py"), "--model_dir", model_dir, "--input",
                            str(source), "--output", str(tmp_path / "beam"), "--json"], capture_output=True, timeout=300)
     refused(done, JSON_NEEDS_TEXT)
-    assert digests(tmp_path, model_dir) == before
+    assert folder_state(tmp_path, model_dir) == before
 
 
 # --- control characters in raw text (case 19) ----------------------------------------------------
