@@ -230,6 +230,26 @@ def check_writable(folder: str, kind: str, flag: str) -> None:
                          "empty folder")
 
 
+def check_output_file(path: str, flag: str) -> None:
+    """An output file (inference.py's, Beam's) that a folder's own command wrote is refused: its
+    folder's marker, in any folder above the file, says which files that command writes, and
+    writing one of them would damage the model or the artifact (a pred.txt beside them is fine)."""
+    paths.output_file(path, flag)
+    if path == "-":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        kind = read_marker(folder) if os.path.isdir(folder) else None
+        relative = os.path.relpath(os.path.abspath(path), folder).replace(os.sep, "/")
+        if kind is not None and _owned(kind, relative):
+            raise ValueError(f"{path}: {flag} is a file {COMMANDS[kind]} wrote into {folder}; writing it would damage "
+                             "that folder: give another file")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
 def mark(folder: str, kind: str) -> None:
     """Writes the marker (once): the folder is now `kind`'s to write."""
     if read_marker(folder) != kind:

@@ -277,3 +277,26 @@ def test_resume_on_a_damaged_folder_is_one_line(damage, expected, corpus_dir, em
     assert_user_error(train(corpus_dir, emb_dir, folder, "--resume", epochs=4), named.split(".data-")[0].split(".index")[0],
                       expected)
     assert folder_state(folder) == before
+
+
+# --- outputs of inference.py and beam_tag.py: never a file a command wrote -------------------------
+
+def test_inference_and_beam_never_write_over_a_file_a_command_wrote(model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    source = tmp_path / "in.txt"
+    source.write_text("Anna O\n\n")
+    before = folder_state(folder)
+    for target in (folder / model_folder.WORDS, folder / model_folder.MARKER,
+                   folder / model_folder.BEST_CHECKPOINTS / "checkpoint"):
+        assert_user_error(run("inference.py", "--model_dir", folder, "--input", source, "--output", target),
+                          f"{target}: --output is a file train.py wrote into", "give another file")
+    shard = tmp_path / "shards" / model_folder.WORDS
+    shard.parent.mkdir()
+    shard.write_text("Anna O\n\n")
+    assert_user_error(run("beam_tag.py", "--model_dir", folder, "--input", shard, "--output", folder),
+                      f"{folder / model_folder.WORDS}: --output is a file train.py wrote into")
+    assert folder_state(folder) == before
+    # Beside the model's files, a prediction is welcome.
+    done = run("inference.py", "--model_dir", folder, "--input", source, "--output", folder / "pred.txt")
+    assert done.returncode == 0, done.stderr.decode()

@@ -316,6 +316,9 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
         if os.path.exists(shard) and os.path.isdir(output) and os.path.samefile(os.path.dirname(shard), output):
             raise ValueError(f"{output}: --output is the folder of the input shard {shard}; writing there would "
                              "replace the input")
+    if os.path.isdir(output):  # a local folder: no file of it that a command wrote (a model's, an export's)
+        for name in [MALFORMED] + [os.path.basename(shard) for shard in shards]:
+            model_folder.check_output_file(os.path.join(output, name), "--output")
     config = Config.load(os.path.join(model_dir, model_folder.CONFIG))
     columns = list(config.feature_columns)
     if text:

@@ -55,7 +55,7 @@ def tag_file(model_dir: str, input_path: str, output_path: str = "-", text: bool
     if as_json and not text:
         raise ValueError(JSON_NEEDS_TEXT)
     paths.input_file(input_path, "--input")
-    paths.output_file(output_path, "--output")
+    model_folder.check_output_file(output_path, "--output")
     if "-" not in (input_path, output_path) and os.path.exists(output_path) and os.path.samefile(input_path, output_path):
         raise ValueError(f"{output_path}: --output is the --input; writing it would replace the input")
     config = _config(model_dir)
