@@ -210,7 +210,7 @@ def test_records_over_the_limits_or_in_another_format_are_malformed_and_the_rest
     (prose,) = pipeline.conll_records(io.BytesIO(b"Prose of many words .\n"), "p.txt")
     assert str(prose) == ("p.txt:1: expected a tag ('O' or B-/I-/E-/S- and a type) in the last of 5 columns, the gold "
                           "column after the 1 the model reads, found '.'; raw text? use --format text")
-    text = b"-DOCSTART- O\n\nAnna flew .\n" + b"y " * 40 + b"\n\nEU B-ORG\nrejects O\n\nBob ran home .\n"
+    text = b"-DOCSTART- O\n\nAnna flew .\n" + b"y " * 40 + b"\n\nVelmar B-ORG\nsigns O\n\nBob ran home .\n"
     items = list(pipeline.text_records(io.BytesIO(text), "t.txt", limits=Limits(line_bytes=60, sentence_tokens=3)))
     assert [str(item) for item in items if isinstance(item, InputError)] == [
         "t.txt:1: found a CoNLL -DOCSTART- line in raw text; tag CoNLL with --format conll",

@@ -98,9 +98,9 @@ def test_tab_separated_columns_keep_spaces_inside_fields():
 
 
 def test_space_separated_columns_split_on_runs_of_whitespace():
-    (sentence,) = parse_conll(b"  EU   NNP  B-ORG  \n", "x")
-    assert sentence.columns == (("EU", "NNP", "B-ORG"),)
-    assert sentence.lines == ("  EU   NNP  B-ORG  ",)
+    (sentence,) = parse_conll(b"  Velmar   NNP  B-ORG  \n", "x")
+    assert sentence.columns == (("Velmar", "NNP", "B-ORG"),)
+    assert sentence.lines == ("  Velmar   NNP  B-ORG  ",)
 
 
 def test_non_ascii_spaces_stay_inside_tokens():
@@ -391,8 +391,8 @@ def test_names_that_are_not_tags_are_allowed_everywhere(scheme):
 
 def test_format_conll_line():
     assert format_conll_line("Velmar NNP B-NP B-ORG", "B-ORG") == "Velmar NNP B-NP B-ORG B-ORG"
-    assert format_conll_line("EU\tNNP\tB-ORG", "I-ORG") == "EU\tNNP\tB-ORG\tI-ORG"
-    assert format_conll_line("EU", "O") == "EU O"
+    assert format_conll_line("Velmar\tNNP\tB-ORG", "I-ORG") == "Velmar\tNNP\tB-ORG\tI-ORG"
+    assert format_conll_line("Velmar", "O") == "Velmar O"
     (sentence,) = parse_conll(format_conll_line("New York\tB-LOC", "B-LOC").encode(), "x")
     assert sentence.columns == (("New York", "B-LOC", "B-LOC"),)
 
@@ -451,7 +451,7 @@ def test_a_sentence_over_the_token_limit_is_refused_at_the_line_past_it():
      "the last of 8 columns, the gold column after the 1 the model reads, found '.'; raw text? use --format text"),
     (b"Angela B-PER\n\nAngela XYZ\n", 1, "f.txt:3: expected a tag ('O' or B-/I-/E-/S- and a type) in the last of 2 "
      "columns, the gold column after the 1 the model reads, found 'XYZ'; raw text? use --format text"),
-    (b"EU NNP B-NP B-ORG\nrejects VBZ B-VP NN\n", 3, "f.txt:2: expected a tag ('O' or B-/I-/E-/S- and a type) in the "
+    (b"Velmar NNP B-NP B-ORG\nsigns VBZ B-VP NN\n", 3, "f.txt:2: expected a tag ('O' or B-/I-/E-/S- and a type) in the "
      "last of 4 columns, the gold column after the 3 the model reads, found 'NN'; raw text? use --format text"),
     (b"a\x00b O\n", None, "f.txt:1: expected text, found a NUL byte at byte offset 1 of the line"),
 ])
@@ -463,9 +463,9 @@ def test_a_column_after_those_the_model_reads_must_hold_a_tag(data, model_column
 
 @pytest.mark.parametrize("data, model_columns", [
     (b"Angela\nMerkel\n", 1),  # words only
-    (b"EU NNP B-NP\nrejects VBZ B-VP\n", 3),  # word and the model's feature columns
-    (b"EU NNP B-NP B-ORG\nrejects VBZ B-VP O\n", 3),  # and a gold column
-    (b"EU B-ORG\nrejects O\n", 1),
+    (b"Velmar NNP B-NP\nsigns VBZ B-VP\n", 3),  # word and the model's feature columns
+    (b"Velmar NNP B-NP B-ORG\nsigns VBZ B-VP O\n", 3),  # and a gold column
+    (b"Velmar B-ORG\nsigns O\n", 1),
 ])
 def test_conll_with_or_without_a_gold_column_is_read(data, model_columns):
     sentences = list(iter_conll(read_lines(io.BytesIO(data), "f.txt"), "f.txt", model_columns=model_columns,

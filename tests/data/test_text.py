@@ -73,10 +73,10 @@ CONLL_AS_TEXT = "found CoNLL token lines (columns ending in a tag) in raw text; 
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n", "in.txt:1: found a CoNLL -DOCSTART- line in raw text; tag CoNLL "
+    (b"-DOCSTART- -X- -X- O\n\nVelmar NNP B-NP B-ORG\n", "in.txt:1: found a CoNLL -DOCSTART- line in raw text; tag CoNLL "
      "with --format conll"),
-    (b"Anna flew .\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n", f"in.txt:3: {CONLL_AS_TEXT}"),
-    (b"EU\tB-ORG\nrejects\tO\n", f"in.txt:1: {CONLL_AS_TEXT}"),
+    (b"Anna flew .\n\nVelmar NNP B-NP B-ORG\nsigns VBZ B-VP O\n", f"in.txt:3: {CONLL_AS_TEXT}"),
+    (b"Velmar\tB-ORG\nsigns\tO\n", f"in.txt:1: {CONLL_AS_TEXT}"),
 ])
 def test_conll_read_as_text_is_refused(data, message):
     with pytest.raises(InputError) as caught:
@@ -86,10 +86,10 @@ def test_conll_read_as_text_is_refused(data, message):
 
 def test_prose_that_ends_in_tag_like_words_is_text():
     data = (b"They flew a B-52\nWe drove the I-95 north\n\nCall me O\n\nA line\nthen two O\n\n"
-            b"Ann flew .\nEU rejects O\n")
+            b"Ann flew .\nVelmar signs O\n")
     assert [line.text for line in parse_text(data, "in.txt")] == [
         "They flew a B-52", "We drove the I-95 north", "Call me O", "A line", "then two O", "Ann flew .",
-        "EU rejects O"]
+        "Velmar signs O"]
 
 
 def test_a_stream_waits_for_a_second_line_only_when_the_first_may_be_conll():
