@@ -30,6 +30,14 @@ def lines_of(path):
     return open(path, encoding="utf-8").read().splitlines()
 
 
+def count_one_more_oov_word(vocab_dir) -> dict:
+    """meta.json with num_oov one higher; returns the meta before."""
+    meta_path = os.path.join(vocab_dir, "meta.json")
+    meta = json.load(open(meta_path))
+    json.dump({**meta, "num_oov": meta["num_oov"] + 1}, open(meta_path, "w"))
+    return meta
+
+
 def test_an_intact_vocabulary_loads(vocab_dir):
     vocab = load_vocabulary(vocab_dir)
     assert len(vocab.words) + 2 == np.load(os.path.join(vocab_dir, "embeddings.npy")).shape[0]
@@ -43,9 +51,7 @@ def test_a_line_twice_is_named_with_both_lines(name, vocab_dir):
     if name == "words.txt":  # so that the rows still fit: only the duplicate is wrong
         matrix = np.load(os.path.join(vocab_dir, "embeddings.npy"))
         np.save(os.path.join(vocab_dir, "embeddings.npy"), np.concatenate([matrix, matrix[-1:]]))
-        meta_path = os.path.join(vocab_dir, "meta.json")
-        meta = json.load(open(meta_path))
-        json.dump({**meta, "num_oov": meta["num_oov"] + 1}, open(meta_path, "w"))
+        count_one_more_oov_word(vocab_dir)
     with pytest.raises(ValueError) as error:
         load_vocabulary(vocab_dir)
     assert str(error.value) == (f'{path}:{len(lines) + 1}: "{lines[-1]}" again (first on line {len(lines)}); '
@@ -81,8 +87,7 @@ def test_embedding_width_must_be_meta_dim(vocab_dir):
 
 def test_word_counts_must_be_meta_counts(vocab_dir):
     meta_path = os.path.join(vocab_dir, "meta.json")
-    meta = json.load(open(meta_path))
-    json.dump({**meta, "num_oov": meta["num_oov"] + 1}, open(meta_path, "w"))
+    meta = count_one_more_oov_word(vocab_dir)
     with pytest.raises(ValueError, match=f'words.txt: .* words after <pad> and <unk>, but {meta_path} says '
                                          f'"num_pretrained" {meta["num_pretrained"]} \\+ "num_oov" {meta["num_oov"] + 1}'):
         load_vocabulary(vocab_dir)
