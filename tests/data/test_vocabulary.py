@@ -38,6 +38,13 @@ def count_one_more_oov_word(vocab_dir) -> dict:
     return meta
 
 
+def refusal(vocab_dir) -> str:
+    """The message load_vocabulary refuses the folder with."""
+    with pytest.raises(ValueError) as error:
+        load_vocabulary(vocab_dir)
+    return str(error.value)
+
+
 def test_an_intact_vocabulary_loads(vocab_dir):
     vocab = load_vocabulary(vocab_dir)
     assert len(vocab.words) + 2 == np.load(os.path.join(vocab_dir, "embeddings.npy")).shape[0]
@@ -52,9 +59,7 @@ def test_a_line_twice_is_named_with_both_lines(name, vocab_dir):
         matrix = np.load(os.path.join(vocab_dir, "embeddings.npy"))
         np.save(os.path.join(vocab_dir, "embeddings.npy"), np.concatenate([matrix, matrix[-1:]]))
         count_one_more_oov_word(vocab_dir)
-    with pytest.raises(ValueError) as error:
-        load_vocabulary(vocab_dir)
-    assert str(error.value) == (f'{path}:{len(lines) + 1}: "{lines[-1]}" again (first on line {len(lines)}); '
+    assert refusal(vocab_dir) == (f'{path}:{len(lines) + 1}: "{lines[-1]}" again (first on line {len(lines)}); '
                                 f"each entry must be on one line only: {FIX}")
 
 
@@ -70,18 +75,14 @@ def test_embedding_rows_must_be_the_lines_of_words_txt(vocab_dir):
     rows, dim = np.load(embeddings).shape
     kept = lines_of(path)[:5]
     open(path, "w", encoding="utf-8").write("\n".join(kept) + "\n")
-    with pytest.raises(ValueError) as error:
-        load_vocabulary(vocab_dir)
-    assert str(error.value) == f"{path}: 5 lines, but {embeddings} has shape [{rows}, {dim}], one row per line: {FIX}"
+    assert refusal(vocab_dir) == f"{path}: 5 lines, but {embeddings} has shape [{rows}, {dim}], one row per line: {FIX}"
 
 
 def test_embedding_width_must_be_meta_dim(vocab_dir):
     embeddings = os.path.join(vocab_dir, "embeddings.npy")
     matrix = np.load(embeddings)
     np.save(embeddings, matrix[:, :-1])
-    with pytest.raises(ValueError) as error:
-        load_vocabulary(vocab_dir)
-    assert str(error.value) == (f'{embeddings}: rows of {matrix.shape[1] - 1} numbers, but '
+    assert refusal(vocab_dir) == (f'{embeddings}: rows of {matrix.shape[1] - 1} numbers, but '
                                 f'{os.path.join(vocab_dir, "meta.json")} says "dim" {matrix.shape[1]}: {FIX}')
 
 
