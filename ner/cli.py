@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
+
+from ner import tf_options
+
+# Set to 1 for TensorFlow's own log lines in every command (as --verbose does).
+VERBOSE_ENV = "NER_VERBOSE"
 
 # The library reports what a user can fix as ValueError (InputError among them) or OSError.
 USER_ERRORS = (ValueError, OSError)
@@ -26,3 +32,14 @@ def positive(kind):
             raise argparse.ArgumentTypeError(f"expected a positive number, found {text}")
         return value
     return parse
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Every command parses its arguments here: adds --verbose, then, unless it (or NER_VERBOSE=1) asks
+    for them, silences TensorFlow's own log lines. Call it before anything imports TensorFlow."""
+    parser.add_argument("--verbose", action="store_true",
+                        help=f"show TensorFlow's own log lines (also {VERBOSE_ENV}=1)")
+    args = parser.parse_args(argv)
+    if not (args.verbose or os.environ.get(VERBOSE_ENV, "0") not in ("", "0")):
+        tf_options.quiet_logs()
+    return args

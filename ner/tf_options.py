@@ -23,3 +23,8 @@ def limit_threads(threads: int) -> None:
         import tensorflow as tf
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def quiet_logs() -> None:
+    """Keeps TensorFlow's own log lines (C++ and Python) off stderr; the command's messages stay."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
