@@ -267,7 +267,14 @@ def _as_iob2(tag: str) -> str:
 def chunk_f1(
     gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]]
 ) -> float:
-    """Overall FB1 in percent of tagged sentences, scored by evaluate().
+    """Overall FB1 in percent of tagged sentences (see chunk_counts)."""
+    return metrics(chunk_counts(gold_tag_seqs, pred_tag_seqs))[2]
+
+
+def chunk_counts(
+    gold_tag_seqs: Sequence[Sequence[str]], pred_tag_seqs: Sequence[Sequence[str]]
+) -> Counts:
+    """evaluate()'s counts of tagged sentences, as if printed one token a line.
 
     IOBES tags are first rewritten as IOB2: the Perl rules have no "S" tag
     and no E->B chunk start, so adjacent IOBES chunks of one type would merge.
@@ -286,7 +293,7 @@ def chunk_f1(
             f"w {_as_iob2(gold)} {_as_iob2(pred)}" for gold, pred in zip(gold_tags, pred_tags)
         )
         lines.append("")
-    return metrics(evaluate(lines))[2]
+    return evaluate(lines)
 
 
 def _byte_lines(stream: BinaryIO) -> Iterable[str]:
