@@ -45,6 +45,20 @@ _ONE_TOKEN_CHUNK_TAGS = ("[", "]")
 
 _DIE_STATUS = 255  # exit status of Perl's die (errno is 0 at that point)
 
+USAGE = """\
+usage: {prog} [-l] [-r] [-d DELIM] [-o TAG] [FILE] < FILE
+
+Scores tagged chunks as conlleval.pl (CoNLL-2000) does, with the same output. Each input line
+ends with two fields, the gold tag and the guessed tag; a blank line ends a sentence.
+
+  -l        LaTeX table output
+  -r        raw tags, without B-/I- prefixes: every tag but the outside tag is a one-token chunk
+  -d DELIM  field delimiter, a regular expression (default: one space)
+  -o TAG    the outside tag with -r (default: O)
+  FILE      read FILE instead of standard input
+  -h, --help  this message
+"""
+
 
 class FormatError(ValueError):
     """An input line the Perl script rejects, with the Perl's exit status."""
@@ -327,6 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 delimiter = args.pop(0)
             else:
                 outside = args.pop(0)
+        elif option in ("-h", "--help"):  # the Perl has no help; every other option is its own
+            sys.stdout.write(USAGE.format(prog=os.path.basename(sys.argv[0])))
+            return 0
         else:
             print(f"conlleval: unknown argument {option}", file=sys.stderr)
             return _DIE_STATUS

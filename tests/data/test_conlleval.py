@@ -316,3 +316,18 @@ def test_chunk_f1_scores_iobes_as_iob2():
 def test_chunk_f1_rejects_length_mismatch():
     with pytest.raises(ValueError, match="sentence 0"):
         chunk_f1([["O", "B-PER"]], [["O"]])
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_prints_the_options_and_exits_0(flag):
+    result = run_script(["-d", "\t", flag], "")
+    assert result.returncode == 0 and result.stderr == b""
+    usage = result.stdout.decode()
+    assert usage.startswith("usage: conlleval.py [-l] [-r] [-d DELIM] [-o TAG] [FILE] < FILE\n")
+    for option in ("-l ", "-r ", "-d DELIM ", "-o TAG ", "FILE "):
+        assert f"\n  {option}" in usage
+
+
+def test_an_unknown_argument_still_dies_as_the_perl_does():
+    result = run_script(["--helpful"], IOB2_INPUT)
+    assert (result.returncode, result.stdout, result.stderr) == (255, b"", b"conlleval: unknown argument --helpful\n")
