@@ -3,7 +3,7 @@
 // (bert_context=document: tagger_context_words() > 0).
 //
 //   tagger FOLDER [--threads N] [--format conll|text] [--json] [--max_line_bytes N] [--max_sentence_tokens N]
-//          < input > output
+//          [--verbose] < input > output
 //
 // conll: the input lines with the predicted IOB2 tag appended as a last column, sentences
 //   separated by one blank line, -DOCSTART- lines tagged O (inference.py's pred.txt). A document
@@ -16,7 +16,8 @@
 // A model that reads document context reads a whole document before it tags and writes it.
 // stderr gets the load time and the mean and median tagging time per sentence (per document for
 // a model that reads context), excluding the first (which pays for TensorFlow's one-time graph
-// optimisation).
+// optimisation). TensorFlow's own log lines stay off unless --verbose (or NER_VERBOSE=1) or the
+// caller's TF_CPP_MIN_LOG_LEVEL asks for them.
 // Input is bounded as inference.py bounds it (ner/data/limits.py): lines of at most
 // --max_line_bytes (65536) bytes, sentences of at most --max_sentence_tokens (10000) tokens. Input
 // in another format is refused with inference.py's words: a CoNLL column after those the model
@@ -83,10 +84,12 @@ decltype(&::tagger_last_error) last_error;
 
 // Turns oneDNN off unless the caller chose (its kernels pay a set-up cost per call that one
 // sentence never earns back: the median CoNLL-2003 test sentence took 15% longer with them),
-// then loads libtagger.so from beside this program (the build folder) or ../lib (installed).
-// Returns an error message, or "" on success.
-std::string LoadLibtagger() {
+// and, unless `verbose`, TensorFlow's log lines (as it loads: CPU features, an MLIR pass)
+// unless the caller chose a level; then loads libtagger.so from beside this program (the build
+// folder) or ../lib (installed). Returns an error message, or "" on success.
+std::string LoadLibtagger(bool verbose) {
   setenv("TF_ENABLE_ONEDNN_OPTS", "0", /*overwrite=*/0);
+  if (!verbose) setenv("TF_CPP_MIN_LOG_LEVEL", "3", /*overwrite=*/0);
   char self[4096];
   ssize_t size = readlink("/proc/self/exe", self, sizeof(self) - 1);
   if (size <= 0) return "cannot find this program's folder";
@@ -752,13 +755,18 @@ void TagText(Tagger* tagger, Runner* runner, bool json) {
   end_document();
 }
 
+// "1 sentence", "2 sentences".
+std::string Count(size_t count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
 void ReportTimings(double load_ms, const Runner& runner, bool documents) {
   const std::vector<double>& timings = runner.timings();
   if (documents) {
-    std::fprintf(stderr, "tagger: loaded in %.1f ms; %zu sentences in %zu documents\n", load_ms, runner.sentences(),
-                 timings.size());
+    std::fprintf(stderr, "tagger: loaded in %.1f ms; %s in %s\n", load_ms, Count(runner.sentences(), "sentence").c_str(),
+                 Count(timings.size(), "document").c_str());
   } else {
-    std::fprintf(stderr, "tagger: loaded in %.1f ms; %zu sentences\n", load_ms, timings.size());
+    std::fprintf(stderr, "tagger: loaded in %.1f ms; %s\n", load_ms, Count(timings.size(), "sentence").c_str());
   }
   if (timings.size() < 2) return;
   std::vector<double> rest(timings.begin() + 1, timings.end());
@@ -769,11 +777,11 @@ void ReportTimings(double load_ms, const Runner& runner, bool documents) {
                documents ? "document" : "sentence", mean, rest[rest.size() / 2]);
 }
 
-[[noreturn]] void Usage(const char* problem) {
-  std::fprintf(stderr,
-               "tagger: %s\n"
+void PrintUsage(std::FILE* out) {
+  std::fprintf(out,
                "usage: tagger FOLDER [--threads N] [--format conll|text] [--json] [--max_line_bytes N]\n"
-               "              [--max_sentence_tokens N] < input > output\n"
+               "              [--max_sentence_tokens N] [--verbose] < input > output\n"
+               "Tags stdin with a frozen or export model folder.\n"
                "  FOLDER         a frozen (freeze.py) or export (export.py) folder\n"
                "  --threads N    TensorFlow threads (default 1; 0: TensorFlow chooses)\n"
                "  --format conll CoNLL lines, written back with the predicted IOB2 tag appended (the default)\n"
@@ -783,10 +791,15 @@ void ReportTimings(double load_ms, const Runner& runner, bool documents) {
                "                 entities\n"
                "  --max_line_bytes N       longest input line in bytes (default 65536)\n"
                "  --max_sentence_tokens N  most tokens in one sentence (default 10000)\n"
+               "  --verbose      TensorFlow's own log lines too (also NER_VERBOSE=1)\n"
                "A model trained with bert_context=document reads the words around each sentence in its\n"
                "document: a CoNLL document runs from one -DOCSTART- line to the next, a raw-text one until\n"
-               "a blank line (or the end of the input); each is read whole, then tagged and written.\n",
-               problem);
+               "a blank line (or the end of the input); each is read whole, then tagged and written.\n");
+}
+
+[[noreturn]] void Usage(const char* problem) {
+  std::fprintf(stderr, "tagger: %s\n", problem);
+  PrintUsage(stderr);
   std::exit(2);
 }
 
@@ -797,6 +810,8 @@ int main(int argc, char** argv) {
   int threads = 1;  // one sentence at a time gains little from more threads
   std::string format;
   bool json = false;
+  const char* verbose_variable = std::getenv("NER_VERBOSE");
+  bool verbose = verbose_variable != nullptr && *verbose_variable != '\0' && std::string_view(verbose_variable) != "0";
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--threads" && i + 1 < argc) {
@@ -817,8 +832,11 @@ int main(int argc, char** argv) {
         Usage((std::string(arg) + " expects a positive number").c_str());
       }
       (arg == "--max_line_bytes" ? max_line_bytes : max_sentence_tokens) = static_cast<size_t>(value);
+    } else if (arg == "--verbose") {
+      verbose = true;
     } else if (arg == "-h" || arg == "--help") {
-      Usage("tags stdin with a frozen or export model folder");
+      PrintUsage(stdout);
+      return 0;
     } else if (arg.substr(0, 1) != "-" && folder == nullptr) {
       folder = argv[i];
     } else {
@@ -832,7 +850,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  std::string load_error = LoadLibtagger();
+  std::string load_error = LoadLibtagger(verbose);
   if (!load_error.empty()) {
     std::fprintf(stderr, "tagger: %s\n", load_error.c_str());
     return 1;

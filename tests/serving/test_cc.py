@@ -878,3 +878,32 @@ def test_runner_tags_text_documents_as_inference_py_does(context_model, cc_build
     confidences = [[json.loads(line)["confidences"] for line in text.splitlines()]
                    for text in (outputs[True][1], alone.stdout.decode())]
     assert max(abs(a - b) for x, y in zip(*confidences) for a, b in zip(x, y)) > 1e-3
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_tagger_help_is_its_usage_on_stdout_and_exit_0(flag, cc_build):
+    done = subprocess.run([os.path.join(cc_build, "tagger"), flag], capture_output=True)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert done.stdout.startswith(b"usage: tagger FOLDER ") and b"--verbose" in done.stdout
+    bad = subprocess.run([os.path.join(cc_build, "tagger"), "--helpful"], capture_output=True)
+    assert (bad.returncode, bad.stdout) == (2, b"")
+    assert bad.stderr.startswith(b"tagger: unexpected argument --helpful\nusage: tagger FOLDER ")
+
+
+def test_tagger_keeps_tensorflow_logs_off_unless_asked(cc_build, frozen_dir):
+    """As TensorFlow loads it logs (CPU features, an MLIR pass); TF_CPP_MIN_LOG_LEVEL, which the
+    runner sets unless the caller chose, keeps them off; --verbose or NER_VERBOSE=1 shows them."""
+    base = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "NER_VERBOSE")}
+    runs = {"quiet": ([], {}), "--verbose": (["--verbose"], {}), "NER_VERBOSE=1": ([], {"NER_VERBOSE": "1"}),
+            "NER_VERBOSE=0": ([], {"NER_VERBOSE": "0"})}
+    stderr = {}
+    for name, (flags, env) in runs.items():
+        done = subprocess.run([os.path.join(cc_build, "tagger"), frozen_dir, "--format", "text", *flags],
+                              input=b"Hello world\n", capture_output=True, env=dict(base, **env))
+        assert done.returncode == 0, done.stderr.decode()
+        stderr[name] = done.stderr.decode().splitlines()
+    for name in ("quiet", "NER_VERBOSE=0"):  # only the runner's own report, which counts right
+        assert [line for line in stderr[name] if not line.startswith("tagger: ")] == []
+        assert stderr[name][0].endswith("; 1 sentence")
+    for name in ("--verbose", "NER_VERBOSE=1"):
+        assert any("cpu_feature_guard" in line for line in stderr[name])
