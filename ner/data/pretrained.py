@@ -15,13 +15,13 @@ import zlib
 from collections.abc import Iterator
 
 import numpy as np
-from tqdm import tqdm
 
 from ner import model_folder, paths
 from ner.data.conll import decode_line, read_split
 from ner.data.limits import Limits
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import RESERVED, write_list
+from ner.progress import progress_bar
 
 GLOVE_PACKAGE = "glove-6b-50d"
 
@@ -49,8 +49,8 @@ def _glove_lines(path: str, progress: bool = False) -> Iterator[tuple[int, str]]
     number = 0
     try:
         with opener(path, "rb") as f:
-            lines = tqdm(f, desc=f"reading {os.path.basename(path)}", unit=" lines", mininterval=1.0,
-                         disable=None if progress else True)
+            lines = progress_bar(f"reading {os.path.basename(path)}", " lines", iterable=f, show=progress,
+                                 mininterval=1.0)
             for number, raw in enumerate(lines, 1):
                 yield number, decode_line(raw.rstrip(b"\n").rstrip(b"\r"), path, number)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:

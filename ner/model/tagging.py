@@ -4,16 +4,17 @@ tagging function of inference.py, dev evaluation in training, the service and Be
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
 from ner.data.batching import padded_batch
 from ner.data.conll import Sentence
 from ner.data.documents import Context, document_contexts
 from ner.data.schemes import convert_tags
+from ner.progress import progress_bar
 
 
 def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int, progress: bool = False,
-                  contexts: list[Context] | None = None) -> list[tuple[list[str], np.ndarray]]:
+                  contexts: list[Context] | None = None,
+                  progress_label: str = "tagging") -> list[tuple[list[str], np.ndarray]]:
     """Tags each sentence (tags in `scheme`, per-token confidences). Sentences are batched
     sorted by length, so padding stays small, and the results come back in input order; a
     sentence of no token (raw text of spaces) gets no tag without reaching the model. Models
@@ -23,8 +24,7 @@ def tag_sentences(model, sentences: list[Sentence], scheme: str, batch_size: int
         contexts = document_contexts(sentences, model.config.context_words)
     results: list = [([], np.zeros(0, np.float32))] * len(sentences)
     order = sorted((i for i in range(len(sentences)) if len(sentences[i])), key=lambda i: len(sentences[i]))
-    with tqdm(total=len(sentences), desc="tagging", unit=" sentences", disable=None if progress else True,
-              leave=False) as bar:
+    with progress_bar(progress_label, " sentences", total=len(sentences), show=progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             batch = padded_batch([sentences[i] for i in rows], model.config.feature_columns,

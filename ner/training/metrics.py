@@ -1,4 +1,4 @@
-"""Dev metrics: etagger's per-token (partial) F1 and conlleval chunk F1."""
+"""Dev metrics: etagger's per-token (partial) F1 and conlleval's chunk figures, overall and per type."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,6 +19,16 @@ def token_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], 
     return 200.0 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def chunk_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
-    """conlleval's overall FB1 in percent."""
-    return conlleval.chunk_f1(gold, predicted)
+def chunk_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> tuple[float, dict[str, dict]]:
+    """conlleval's overall FB1 in percent, and per entity type that gold or predicted tags hold,
+    sorted by name: its precision, recall and F1 in percent and its counts of gold, predicted and
+    correct chunks."""
+    counts = conlleval.chunk_counts(gold, predicted)
+    by_type = {}
+    for entity_type in sorted({*counts.gold_chunks_by_type, *counts.guessed_chunks_by_type}):
+        precision, recall, f1 = conlleval.metrics(counts, entity_type)
+        by_type[entity_type] = {"precision": precision, "recall": recall, "f1": f1,
+                                "gold": counts.gold_chunks_by_type[entity_type],
+                                "predicted": counts.guessed_chunks_by_type[entity_type],
+                                "correct": counts.correct_chunks_by_type[entity_type]}
+    return conlleval.metrics(counts)[2], by_type

@@ -11,7 +11,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from ner import model_folder
 from ner.config import Config
@@ -22,10 +21,15 @@ from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import Vocabulary
 from ner.model.tagger import FEATURES, LEFT_CONTEXT, LENGTHS, RIGHT_CONTEXT, TAGS, WORDS, Tagger
 from ner.model.tagging import tag_sentences
+from ner.progress import progress_bar
 from ner.training import distribute, metrics
 from ner.training.checkpoints import Checkpoints
 from ner.training.optimizer import Adam
 from ner.training.weight_average import WeightAverage
+
+# conlleval's figures per entity type, in percent: in history.jsonl (two decimals, as conlleval
+# prints them, beside its chunk counts) and in TensorBoard as dev/<type>/<figure>.
+TYPE_FIGURES = ("precision", "recall", "f1")
 
 
 def set_seed(seed: int):
@@ -123,10 +127,14 @@ class Trainer:
             self.average.update(self.optimizer.step)
         return context.all_reduce(tf.distribute.ReduceOp.SUM, loss), learning_rate
 
-    def evaluate(self, sentences: list[Sentence], scheme: str) -> dict:
-        predicted = [tags for tags, _ in tag_sentences(self.model, sentences, scheme, self.config.eval_batch_size)]
+    def evaluate(self, sentences: list[Sentence], scheme: str, label: str = "dev") -> tuple[dict, dict]:
+        """The overall scores (token_f1, chunk_f1) and conlleval's figures per entity type
+        (metrics.chunk_scores); the chief shows a bar named `label` while the sentences are tagged."""
+        predicted = [tags for tags, _ in tag_sentences(self.model, sentences, scheme, self.config.eval_batch_size,
+                                                       progress=self.chief, progress_label=label)]
         gold = [list(s.tags) for s in sentences]
-        return {"token_f1": metrics.token_f1(gold, predicted), "chunk_f1": metrics.chunk_f1(gold, predicted)}
+        chunk_f1, by_type = metrics.chunk_scores(gold, predicted)
+        return {"token_f1": metrics.token_f1(gold, predicted), "chunk_f1": chunk_f1}, by_type
 
     def fit(self, train: list[Sentence], dev: list[Sentence], dev_scheme: str):
         config = self.config
@@ -139,8 +147,8 @@ class Trainer:
                                          shuffle_seed=config.seed * 100003 + epoch, contexts=contexts)
             started = time.perf_counter()
             total_loss, steps = 0.0, 0
-            with tqdm(total=len(train), desc=f"epoch {epoch + 1}/{config.epochs}", unit=" sentences",
-                      disable=None if self.chief else True, mininterval=1.0) as bar:
+            with progress_bar(f"epoch {epoch + 1}/{config.epochs}", " sentences", total=len(train), show=self.chief,
+                              mininterval=1.0) as bar:
                 for batch in dataset:
                     loss, learning_rate = self.step(batch)
                     total_loss += float(loss)
@@ -153,7 +161,7 @@ class Trainer:
                             tf.summary.scalar("learning_rate", learning_rate)
             train_seconds = time.perf_counter() - started
             with self.average.swapped_in() if self.average is not None else contextlib.nullcontext():
-                scores = self.evaluate(dev, dev_scheme)
+                scores, by_type = self.evaluate(dev, dev_scheme, f"epoch {epoch + 1}/{config.epochs} dev")
                 if self.strategy is not None:
                     # Every worker evaluated the same weights; all take the first replica's scores.
                     names = sorted(scores)
@@ -172,13 +180,21 @@ class Trainer:
             with self.writer.as_default(step=epoch + 1):
                 tf.summary.scalar("dev/token_f1", scores["token_f1"])
                 tf.summary.scalar("dev/chunk_f1", scores["chunk_f1"])
+                for entity_type, figures in by_type.items():
+                    for figure in TYPE_FIGURES:
+                        tf.summary.scalar(f"dev/{entity_type}/{figure}", figures[figure])
             record = {"epoch": epoch + 1, "loss": total_loss / max(steps, 1), "train_seconds": round(train_seconds, 2),
                       "dev_token_f1": round(scores["token_f1"], 3), "dev_chunk_f1": round(scores["chunk_f1"], 3),
+                      "dev_by_type": {entity_type: {key: round(value, 2) if key in TYPE_FIGURES else value
+                                                    for key, value in figures.items()}
+                                      for entity_type, figures in by_type.items()},
                       "best": improved}
             if self.chief:
                 self.checkpoints.save_epoch(record)
+            type_f1 = " ".join(f"{entity_type} {figures['f1']:.1f}" for entity_type, figures in by_type.items())
             self.log(f"epoch {epoch + 1}: loss {record['loss']:.3f}, {train_seconds:.1f} s, dev token F1 "
-                     f"{scores['token_f1']:.2f}, chunk F1 {scores['chunk_f1']:.2f}{' *' if improved else ''}")
+                     f"{scores['token_f1']:.2f}, chunk F1 {scores['chunk_f1']:.2f}{f' ({type_f1})' if type_f1 else ''}"
+                     f"{' *' if improved else ''}")
             if int(self.bad_epochs.numpy()) >= config.patience:
                 self.log(f"early stop: no better dev {config.early_stop_metric} for {config.patience} epochs")
                 break
