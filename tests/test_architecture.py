@@ -10,7 +10,7 @@ PACKAGE = os.path.join(ROOT, "ner")
 COMMANDS = {"embvec", "train", "inference", "export", "freeze", "serve", "beam_tag"}
 FACADES = {"config", "input", "model", "conftest"}
 # A module may import its own stage and the stages before it, never a later one.
-STAGES = {"ner.model_folder": 0, "ner.cli": 0, "ner.tf_options": 0, "ner.paths": 0, "ner.op_libraries": 0,
+STAGES = {"ner.model_folder": 0, "ner.cli": 0, "ner.tf_options": 0, "ner.paths": 0, "ner.op_libraries": 0, "ner.progress": 0,
           "ner.data": 1, "ner.config": 1, "ner.integrity": 1,
           "ner.model": 2, "ner.training": 3, "ner.serving": 4, "ner.service": 5, "ner.beam": 5}
 
