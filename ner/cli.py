@@ -37,9 +37,26 @@ def positive(kind):
 def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """Every command parses its arguments here: adds --verbose, then, unless it (or NER_VERBOSE=1) asks
     for them, silences TensorFlow's own log lines. Call it before anything imports TensorFlow."""
+    _add_verbose(parser)
+    args = parser.parse_args(argv)
+    _choose_logs(args)
+    return args
+
+
+def parse_known_args(parser: argparse.ArgumentParser, argv=None) -> tuple[argparse.Namespace, list[str]]:
+    """parse_args for a command that hands the arguments it does not know on (beam_tag: to Beam's
+    pipeline options): returns them beside the parsed ones."""
+    _add_verbose(parser)
+    args, unknown = parser.parse_known_args(argv)
+    _choose_logs(args)
+    return args, unknown
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help=f"show TensorFlow's own log lines (also {VERBOSE_ENV}=1)")
-    args = parser.parse_args(argv)
+
+
+def _choose_logs(args: argparse.Namespace) -> None:
     if not (args.verbose or os.environ.get(VERBOSE_ENV, "0") not in ("", "0")):
         tf_options.quiet_logs()
-    return args

@@ -1,6 +1,6 @@
 """The package's shape (README, Architecture): data flows one way through the stages, there is no
-import cycle, no library module imports a root file, and the root holds only commands and the
-design card's façades."""
+import cycle, no library module imports a root file or a command, and the root holds only the
+commands' shims and the design card's façades."""
 import ast
 import os
 
@@ -11,8 +11,11 @@ COMMANDS = {"embvec", "train", "inference", "export", "freeze", "serve", "beam_t
 FACADES = {"config", "input", "model", "conftest"}
 # A module may import its own stage and the stages before it, never a later one.
 STAGES = {"ner.model_folder": 0, "ner.cli": 0, "ner.tf_options": 0, "ner.paths": 0, "ner.op_libraries": 0, "ner.progress": 0,
+          "ner.wording": 0,
           "ner.data": 1, "ner.config": 1, "ner.integrity": 1,
-          "ner.model": 2, "ner.training": 3, "ner.serving": 4, "ner.service": 5, "ner.beam": 5}
+          "ner.model": 2, "ner.training": 3, "ner.serving": 4, "ner.service": 5, "ner.beam": 5,
+          # The commands come last: they may import every stage, and nothing in the library imports them.
+          "ner.commands": 6}
 
 
 def module_name(path: str) -> str:
@@ -94,13 +97,31 @@ def test_root_holds_only_commands_and_facades():
     assert root_modules <= COMMANDS | FACADES, root_modules - COMMANDS - FACADES
 
 
-def test_commands_are_argparse_and_one_call_into_the_package():
-    """A command defines at most its argument parsing and main; everything else is the package's."""
+def test_root_commands_are_shims_of_the_package_commands():
+    """train.py and the others run ner.commands.<name>.main, as the console command ner-<name> does,
+    and hold nothing else."""
     for command in COMMANDS:
         tree = ast.parse(open(os.path.join(ROOT, f"{command}.py"), encoding="utf-8").read())
+        body = tree.body[1:] if ast.get_docstring(tree) else tree.body
+        assert [ast.unparse(node) for node in body] == [
+            "import sys", f"from ner.commands.{command} import main",
+            "if __name__ == '__main__':\n    sys.exit(main())"], command
+
+
+def test_commands_are_argparse_and_one_call_into_the_package():
+    """A command module defines its main (train also run, which returns the Trainer) and no classes;
+    before main runs it imports only the standard library and light ner modules (ner.cli, limits,
+    constants): TensorFlow and Beam load inside main, once the arguments are good."""
+    folder = os.path.join(PACKAGE, "commands")
+    light = {"ner", "ner.cli", "ner.data", "ner.data.limits", "ner.data.pretrained", "ner.model_folder",
+             "ner.commands", "ner.data.conlleval"}
+    for name in os.listdir(folder):
+        if not name.endswith(".py") or name == "__init__.py":
+            continue
+        tree = ast.parse(open(os.path.join(folder, name), encoding="utf-8").read())
         functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
         classes = [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
-        assert functions <= {"main", "parse_args"} and not classes, (command, functions, classes)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                assert node.module.split(".")[0] in {"ner", "__future__"}, (command, node.module)
+        assert functions <= {"main", "run"} and not classes, (name, functions, classes)
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module.split(".")[0] == "ner":
+                assert node.module in light, (name, node.module)

@@ -8,7 +8,7 @@ TensorFlow runs any op, which the pytest process did long ago.
         2 logical CPUs, MirroredStrategy: two runs with one seed, and a run resumed after epoch 1;
         prints a JSON report.
     python tests/distribute_child.py train WEIGHTS.npz -- TRAIN.PY ARGS...
-        train.main(ARGS) (TF_CONFIG from the environment), then every variable into WEIGHTS.npz.
+        train.py ARGS in this process (TF_CONFIG from the environment), then every variable into WEIGHTS.npz.
 """
 import json
 import os
@@ -116,8 +116,8 @@ def repeat(corpus: str, emb: str, work: str):
 def train_and_dump(weights: str, argv: list):
     import numpy as np
 
-    import train
-    trainer = train.main(argv)
+    from ner.commands import train
+    trainer = train.run(argv)
     np.savez(weights, **{name.replace("/", "|"): value for name, value in variables_of(trainer).items()})
     print("done", file=sys.stderr)
 
