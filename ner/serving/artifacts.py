@@ -160,6 +160,18 @@ def _output_names(function) -> list[str]:
     return tf.nest.flatten({key: key for key in function.structured_outputs})
 
 
+def _constants_graph(function):
+    """convert_variables_to_constants_v2 of a concrete function. It exports the function's graph as a
+    MetaGraph, collections included, and a traced graph starts with the collections of the eager
+    context, where each table built eagerly (the vocabularies, the tokenizer's) added its initializer
+    to tf.compat.v1's "table_initializer" collection: as None, since an eager op returns no
+    operation. None cannot be serialized ("Issue encountered when serializing table_initializer",
+    once per freeze), and the collection would be dropped anyway; so the function's graph goes
+    without it. The frozen graph fills its tables with its own init op (INIT_OP)."""
+    function.graph.clear_collection(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
+    return convert_variables_to_constants_v2(function)
+
+
 TOKENIZER_SCOPE = "tokenize"
 
 
@@ -167,7 +179,7 @@ def _tokenizer_nodes() -> tuple[list, dict]:
     """The tokenizer's nodes, named under TOKENIZER_SCOPE/ so that they join the frozen serving
     graph, and serving.json's "tokenizer" entry naming their input and outputs."""
     function = tokenizer_function().get_concrete_function()
-    frozen = convert_variables_to_constants_v2(function)  # inlines it into plain nodes
+    frozen = _constants_graph(function)  # inlines it into plain nodes
     graph_def = frozen.graph.as_graph_def()
     if graph_def.library.function:
         raise ValueError("the tokenizer graph calls functions, which a merged frozen graph would lack")
@@ -194,7 +206,7 @@ def frozen_graph(model) -> tuple:
     the session at the scores and decodes natively, skipping the graph's loops over time."""
     head = head_description(model)
     function = serving_function(model, with_emissions=head is not None)
-    frozen = convert_variables_to_constants_v2(function)
+    frozen = _constants_graph(function)
     graph_def = frozen.graph.as_graph_def()
     # What remains captured after freezing is the tables: resource handles fed from outside.
     handles = {internal.op.name: external for external, internal in function.graph.captures
