@@ -58,6 +58,7 @@ from ner.data.text import (  # noqa: E402  (after the filter: Beam warns on impo
     text_sentences,
 )
 from ner.serving.tag_file import JSON_NEEDS_TEXT  # noqa: E402  (after the filter: Beam warns on import)
+from ner.wording import counted  # noqa: E402  (after the filter: Beam warns on import)
 
 MALFORMED = "_malformed.txt"
 METRICS = "beam_tag"
@@ -341,8 +342,8 @@ def run(model_dir: str, pattern: str, output: str, text: bool = False, as_json: 
     counters = {c.key.metric.name: c.committed
                 for c in result.metrics().query(beam.metrics.MetricsFilter().with_namespace(METRICS))["counters"]}
     malformed, sentences = counters.get("malformed_records", 0), counters.get("sentences", 0)
-    print(f"{len(shards)} shards, {sentences} sentences tagged into {output}", file=sys.stderr)
+    print(f"{counted(len(shards), 'shard')}, {counted(sentences, 'sentence')} tagged into {output}", file=sys.stderr)
     if malformed:
-        print(f"{malformed} malformed records left out; listed in {stale}", file=sys.stderr)
+        print(f"{counted(malformed, 'malformed record')} left out; listed in {stale}", file=sys.stderr)
         return 1
     return 0

@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from ner.data.limits import MAX_LINE_BYTES, Limits, line_too_long, too_many_tokens
 from ner.data.schemes import is_valid_tag
+from ner.wording import counted
 
 DOCSTART = "-DOCSTART-"
 
@@ -191,7 +192,7 @@ def _check_token_line(fields: tuple[str, ...], name: str, line_number: int, tagg
         if tagged and len(fields) < 2:
             raise InputError(name, line_number, f"expected at least 2 columns (word and tag), found {len(fields)}")
     elif len(fields) != reference[0]:
-        raise InputError(name, line_number, f"expected {reference[0]} columns like line {reference[1]}, "
+        raise InputError(name, line_number, f"expected {counted(reference[0], 'column')} like line {reference[1]}, "
                          f"found {len(fields)}")
     if tagged and not is_valid_tag(fields[-1]):
         raise InputError(name, line_number,
@@ -211,7 +212,7 @@ def check_feature_columns(sentence: Sentence, feature_columns: Sequence[int], na
     """The model reads these middle columns: every token of the sentence must have them."""
     if not sentence.docstart and feature_columns and len(sentence.columns[0]) <= max(feature_columns):
         raise InputError(name, sentence.first_line, f"the model reads column {max(feature_columns) + 1} (features "
-                         f"{list(feature_columns)}); found {len(sentence.columns[0])} columns")
+                         f"{list(feature_columns)}); found {counted(len(sentence.columns[0]), 'column')}")
 
 
 def check_text_input(feature_columns: Sequence[int], model: str) -> None:

@@ -22,6 +22,7 @@ from ner.data.limits import Limits
 from ner.data.schemes import detect_scheme
 from ner.data.vocabulary import RESERVED, write_list
 from ner.progress import progress_bar
+from ner.wording import counted
 
 GLOVE_PACKAGE = "glove-6b-50d"
 
@@ -81,7 +82,8 @@ def _read_text_glove(path: str, wanted_cased: set[str], lowercase: str) -> tuple
         if len(fields) == 2 and number == 1:
             continue
         if len(fields) < dim + 1:
-            raise ValueError(f"{path}:{number}: expected a word and {dim} numbers, found {len(fields)} fields")
+            raise ValueError(f"{path}:{number}: expected a word and {counted(dim, 'number')}, "
+                             f"found {counted(len(fields), 'field')}")
         word = " ".join(fields[:-dim])
         if word in wanted and word not in found:
             try:

@@ -26,6 +26,7 @@ from ner.training import distribute, metrics
 from ner.training.checkpoints import Checkpoints
 from ner.training.optimizer import Adam
 from ner.training.weight_average import WeightAverage
+from ner.wording import counted
 
 # conlleval's figures per entity type, in percent: in history.jsonl (two decimals, as conlleval
 # prints them, beside its chunk counts) and in TensorBoard as dev/<type>/<figure>.
@@ -196,7 +197,7 @@ class Trainer:
                      f"{scores['token_f1']:.2f}, chunk F1 {scores['chunk_f1']:.2f}{f' ({type_f1})' if type_f1 else ''}"
                      f"{' *' if improved else ''}")
             if int(self.bad_epochs.numpy()) >= config.patience:
-                self.log(f"early stop: no better dev {config.early_stop_metric} for {config.patience} epochs")
+                self.log(f"early stop: no better dev {config.early_stop_metric} for {counted(config.patience, 'epoch')}")
                 break
         self.log(f"best dev {config.early_stop_metric}: {float(self.best_score.numpy()):.2f} -> "
                  f"{os.path.join(self.model_dir, model_folder.BEST_CHECKPOINTS)}")

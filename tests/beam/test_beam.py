@@ -218,3 +218,14 @@ def test_records_over_the_limits_or_in_another_format_are_malformed_and_the_rest
         "t.txt:6: found CoNLL token lines (columns ending in a tag) in raw text; tag CoNLL with --format conll",
         "t.txt:9: expected a sentence of at most 3 tokens (--max_sentence_tokens raises it)"]
     assert [item.sentence.words for item in items if isinstance(item, pipeline.Record)] == [("Anna", "flew", ".")]
+
+
+def test_the_summary_counts_in_words(frozen_dir, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Anna lives in Lisbon\n")
+    (folder / "b.txt").write_text("Maria visited New York\nJohn Smith works in Berlin\n")
+    assert run_pipeline(frozen_dir, str(folder / "a.txt"), str(tmp_path / "one"), "--format", "text") == 0
+    assert f"1 shard, 1 sentence tagged into {tmp_path / 'one'}\n" in capsys.readouterr().err
+    assert run_pipeline(frozen_dir, str(folder / "*.txt"), str(tmp_path / "both"), "--format", "text") == 0
+    assert f"2 shards, 3 sentences tagged into {tmp_path / 'both'}\n" in capsys.readouterr().err
