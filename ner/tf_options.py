@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import io
 import logging
 import os
 import re
@@ -133,9 +134,16 @@ def quiet_logs() -> None:
     sys.stderr.flush()
     os.dup2(write_end, 2)
     os.close(write_end)
-    sys.stderr = open(original, "w", buffering=1, encoding=sys.stderr.encoding, errors=sys.stderr.errors,
-                      closefd=False)
+    sys.stderr = _text_stream_like(sys.stderr, original)
     atexit.register(_drain, original, os.getpid())
+
+
+def _text_stream_like(stream, fd: int):
+    """A text stream on `fd` that encodes and buffers as `stream` does (with python -u, not at all)."""
+    unbuffered = isinstance(getattr(stream, "buffer", None), io.RawIOBase)
+    binary = open(fd, "wb", buffering=0 if unbuffered else -1, closefd=False)
+    return io.TextIOWrapper(binary, encoding=stream.encoding, errors=stream.errors,
+                            line_buffering=stream.line_buffering, write_through=stream.write_through)
 
 
 def _drain(original: int, owner: int) -> None:
