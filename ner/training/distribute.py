@@ -31,7 +31,7 @@ def make_strategy(name: str, logical_cpus: int = 0):
         raise ValueError(f"unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}")
     if name == "multi_worker" and not os.environ.get("TF_CONFIG"):
         raise ValueError("--strategy multi_worker reads the cluster from the TF_CONFIG environment variable, "
-                         "which is not set (see README, Training on several GPUs or machines)")
+                         "which is not set (see docs/scale-out.md)")
     if logical_cpus and name != "mirrored":
         raise ValueError("--logical_cpus only applies to --strategy mirrored")
     import tensorflow as tf
