@@ -1,11 +1,13 @@
 """What every command shares: a library error (bad input, a missing or damaged file, a value out of
-range) ends the command as one line on stderr and exit status 1, never a traceback."""
+range) ends the command as one line on stderr and exit status 1, never a traceback; Ctrl-C ends it
+with "interrupted" and status 130, as the shell reports a command that SIGINT stopped."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import math
 import os
+import sys
 
 from ner import tf_options
 
@@ -22,6 +24,9 @@ def user_errors():
         yield
     except USER_ERRORS as e:
         raise SystemExit(str(e)) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def positive(kind):

@@ -3,6 +3,7 @@ the file, the line, the flag or the key and says what was expected; exit status 
 nothing written, deleted or clobbered."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -11,21 +12,23 @@ import pytest
 from conftest import ROOT, TINY_CONFIG, folder_state, write_glove
 from ner.data.schemes import convert_tags
 
-# What TensorFlow's C++ runtime may print on its own before a message of ours.
-TF_NOISE = ("WARNING: All log messages before absl::InitializeLog()", "I0000 ", "W0000 ", "E0000 ")
-
 
 def run(command: str, *args: str, stdin: bytes = b""):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    """A command as a user runs it: no TensorFlow log settings in its environment (it is quiet by itself)."""
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "NER_VERBOSE")}
     return subprocess.run([sys.executable, os.path.join(ROOT, command), *map(str, args)], input=stdin,
                           capture_output=True, env=env, timeout=300)
 
 
+def stderr_lines(done) -> list[str]:
+    return [line for line in done.stderr.decode(errors="replace").splitlines() if line.strip()]
+
+
 def assert_user_error(done, *expected: str):
-    """Exit status 1, no traceback, and exactly one line of ours holding every expected piece."""
+    """Exit status 1, no traceback, and stderr exactly one line of ours holding every expected piece."""
     stderr = done.stderr.decode(errors="replace")
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith(TF_NOISE)]
+    lines = stderr_lines(done)
     assert done.returncode == 1 and len(lines) == 1, stderr
     for piece in expected:
         assert piece in lines[0], (piece, lines[0])
@@ -217,6 +220,20 @@ def test_inference_reports_input_that_does_not_fit_the_model(feature_model_dir, 
     conll.write_text("Paris NNP B-NP\nis VBZ\n")
     assert_user_error(run("inference.py", "--model_dir", feature_model_dir, "--input", conll),
                       "in.txt:2: expected 3 columns like line 1, found 2")
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_the_shells_status(model_dir):
+    """SIGINT while inference.py waits on stdin: "interrupted" and status 130, not a traceback."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", str(model_dir),
+                                "--format", "text", "--input", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=env)
+    process.stdin.write(b"Velmar signs in Oslo .\n")
+    process.stdin.flush()
+    assert process.stdout.readline().strip(), "the first sentence is tagged before stdin ends"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and stderr.decode().splitlines() == ["interrupted"], stderr
 
 
 def test_inference_batch_size_must_be_positive(model_dir, corpus_dir):

@@ -11,7 +11,7 @@ import os
 import shutil
 
 import pytest
-from test_commands import TF_NOISE, assert_user_error, run
+from test_commands import assert_user_error, run, stderr_lines
 
 from conftest import TINY_CONFIG, folder_state
 from ner import integrity, model_folder
@@ -95,10 +95,6 @@ def test_inference_names_a_file_changed_since_it_was_written(kind, name, damage,
     assert_user_error(run("inference.py", "--model_dir", folder, "--input", os.path.join(corpus_dir, "test.txt"),
                           "--output", output), expected)
     assert folder_state(folder) == before and not output.exists()
-
-
-def stderr_lines(done) -> list[str]:
-    return [line for line in done.stderr.decode().splitlines() if line.strip() and not line.startswith(TF_NOISE)]
 
 
 def test_a_folder_from_before_integrity_manifests_loads_with_one_warning(frozen_dir, corpus_dir, tmp_path):
