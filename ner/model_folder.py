@@ -20,6 +20,8 @@ file (replace_files), never by removing or swapping the folder.
         logs/                          TensorBoard summaries
         export/                        SavedModel + serving.json + config.json (export.py)
         frozen/                        graph.pb + serving.json + config.json (freeze.py)
+        onnx/                          model.onnx + serving.json + config.json + vocabularies but the
+                                       embeddings (export.py --format onnx: ner/serving/onnx_export.py)
 """
 from __future__ import annotations
 
@@ -47,6 +49,8 @@ HISTORY = "history.jsonl"
 LOGS = "logs"
 EXPORT_DIR = "export"
 FROZEN_DIR = "frozen"
+ONNX_DIR = "onnx"
+ONNX_MODEL = "model.onnx"
 MANIFEST = "serving.json"        # in export/ and frozen/: tensor names, feature columns, the head
 FROZEN_GRAPH = "graph.pb"
 SIGNATURE = "serving_default"     # the export's serving signature
@@ -72,6 +76,12 @@ def is_export(folder: str) -> bool:
 
 def is_frozen(folder: str) -> bool:
     return any(os.path.exists(os.path.join(folder, name)) for name in (MANIFEST, FROZEN_GRAPH))
+
+
+def is_onnx(folder: str) -> bool:
+    """By its model or its marker, so that a missing model.onnx is reported by name (an ONNX folder
+    also holds a serving.json: ask before is_frozen)."""
+    return os.path.exists(os.path.join(folder, ONNX_MODEL)) or read_marker(folder) == ONNX_KIND
 
 
 def _temporary(path: str) -> str:
@@ -110,8 +120,9 @@ def copy_file(source: str, path: str) -> None:
 
 # --- ownership: which command wrote a folder, and which files it writes -----------------------
 
-EMBVEC_KIND, TRAIN_KIND, EXPORT_KIND, FROZEN_KIND = "embvec", "train", EXPORT_DIR, FROZEN_DIR
-COMMANDS = {EMBVEC_KIND: "embvec.py", TRAIN_KIND: "train.py", EXPORT_KIND: "export.py", FROZEN_KIND: "freeze.py"}
+EMBVEC_KIND, TRAIN_KIND, EXPORT_KIND, FROZEN_KIND, ONNX_KIND = "embvec", "train", EXPORT_DIR, FROZEN_DIR, ONNX_DIR
+COMMANDS = {EMBVEC_KIND: "embvec.py", TRAIN_KIND: "train.py", EXPORT_KIND: "export.py", FROZEN_KIND: "freeze.py",
+            ONNX_KIND: "export.py --format onnx"}
 STAGING = ".ner-staging-"  # an artifact is written here inside its folder, then moved file by file
 
 _VOCABULARY = r"(words|chars|entity_types)\.txt|column\d+\.txt|embeddings\.npy|meta\.json"
@@ -128,18 +139,20 @@ _WRITES = {
     EXPORT_KIND: rf"{_SHARED}|saved_model\.pb|fingerprint\.pb|variables/variables\.(index|data-\d+-of-\d+)"
                  r"|assets/[^/]+",
     FROZEN_KIND: rf"{_SHARED}|graph\.pb",
+    ONNX_KIND: rf"{_SHARED}|model\.onnx|(words|chars|entity_types)\.txt|column\d+\.txt|meta\.json",
 }
 # The subfolders each kind makes (empty ones are fine).
 _FOLDERS = {EMBVEC_KIND: r"", TRAIN_KIND: r"logs|checkpoints|checkpoints/(best|last)|checkpoints/(best|last)/ckpt-\d+_temp",
-            EXPORT_KIND: r"variables|assets", FROZEN_KIND: r""}
+            EXPORT_KIND: r"variables|assets", FROZEN_KIND: r"", ONNX_KIND: r""}
 # Folders of other kinds that a model folder holds; their own commands check them.
-_NESTED = {TRAIN_KIND: (EXPORT_DIR, FROZEN_DIR)}
+_NESTED = {TRAIN_KIND: (EXPORT_DIR, FROZEN_DIR, ONNX_DIR)}
 # A model folder is also where users keep what they made with it (pred.txt, notes): train.py
 # removes only files it writes, so in a folder it marked, other files stay and block no run.
 _WORKSPACES = {TRAIN_KIND}
 # How a folder written before the marker existed is recognised: it holds this file (and only
 # files of its kind).
-_EARLIER_SIGN = {EMBVEC_KIND: VOCABULARY_META, TRAIN_KIND: CONFIG, EXPORT_KIND: SAVED_MODEL, FROZEN_KIND: FROZEN_GRAPH}
+_EARLIER_SIGN = {EMBVEC_KIND: VOCABULARY_META, TRAIN_KIND: CONFIG, EXPORT_KIND: SAVED_MODEL, FROZEN_KIND: FROZEN_GRAPH,
+                ONNX_KIND: ONNX_MODEL}
 
 
 def _owned(kind: str, path: str) -> bool:

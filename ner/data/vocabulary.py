@@ -85,17 +85,17 @@ def _embedding_shape(path: str) -> tuple:
     return shape
 
 
-def _check_fit(vocab: Vocabulary) -> None:
-    """One row of embeddings.npy per line of words.txt, and the sizes meta.json records."""
+def _check_fit(vocab: Vocabulary, embeddings: bool) -> None:
+    """One row of embeddings.npy per line of words.txt (when the folder has it), and the sizes meta.json records."""
     meta_path = os.path.join(vocab.folder, model_folder.VOCABULARY_META)
     words_path = os.path.join(vocab.folder, model_folder.WORDS)
     embeddings_path = os.path.join(vocab.folder, model_folder.EMBEDDINGS)
-    shape = _embedding_shape(embeddings_path)
+    shape = _embedding_shape(embeddings_path) if embeddings else None
     lines = len(vocab.words) + RESERVED
-    if len(shape) != 2 or shape[0] != lines:
+    if embeddings and (len(shape) != 2 or shape[0] != lines):
         raise ValueError(f"{words_path}: {lines} lines, but {embeddings_path} has shape {list(shape)}, one row per "
                          f"line: {FIX}")
-    if shape[1] != vocab.meta["dim"]:
+    if embeddings and shape[1] != vocab.meta["dim"]:
         raise ValueError(f'{embeddings_path}: rows of {shape[1]} numbers, but {meta_path} says "dim" {vocab.meta["dim"]}: '
                          f"{FIX}")
     recorded = [vocab.meta.get(key) for key in ("num_pretrained", "num_oov")]
@@ -104,7 +104,8 @@ def _check_fit(vocab: Vocabulary) -> None:
                          f'"num_pretrained" {recorded[0]} + "num_oov" {recorded[1]}: {FIX}')
 
 
-def load_vocabulary(folder: str) -> Vocabulary:
+def load_vocabulary(folder: str, embeddings: bool = True) -> Vocabulary:
+    """embeddings=False: a folder without embeddings.npy (an ONNX folder: the vectors are inside its model)."""
     meta_path = os.path.join(folder, model_folder.VOCABULARY_META)
     meta = model_folder.read_json(meta_path, f"missing; is {folder} an embvec.py output or a model folder?")
     if not all(key in meta for key in ("columns", "dim", "num_oov")):
@@ -115,7 +116,7 @@ def load_vocabulary(folder: str) -> Vocabulary:
         chars=_read_list(os.path.join(folder, model_folder.CHARS)),
         entity_types=_read_list(os.path.join(folder, model_folder.ENTITY_TYPES), reserved=False),
         columns=columns, meta=meta, folder=folder)
-    _check_fit(vocab)
+    _check_fit(vocab, embeddings)
     return vocab
 
 

@@ -65,11 +65,21 @@ class Tagger(tf.Module):
             # Teaches the model to tag words it has no vector for from their characters and context.
             dropped = tf.random.uniform(tf.shape(word_ids)) < self.config.word_dropout
             word_ids = tf.where(dropped & (word_ids > 0), UNKNOWN_ID, word_ids)
-        parts = [self.word_embedding(word_ids), self.char_cnn(featurizer.char_ids(words))]
-        parts += [embed(ids) for embed, ids in zip(self.column_embeddings, featurizer.column_ids(features))]
+        shape_ids = featurizer.shape_ids(words) if self.shape_embedding is not None else None
+        contextual = [contextual(words, lengths, training, context) for contextual in self.contextual]
+        return self.emissions_from_ids(word_ids, featurizer.char_ids(words), featurizer.column_ids(features), shape_ids,
+                                       lengths, training, contextual)
+
+    def emissions_from_ids(self, word_ids, char_ids, column_ids: list, shape_ids, lengths, training: bool,
+                           contextual: list = ()):
+        """emissions after the featurizer: ids (word [B, T], char [B, T, L], one [B, T] per feature column,
+        shape [B, T] or None for a model without word shapes) and contextual vectors [B, T, D] -> tag
+        scores. Without strings or tables, it is what the ONNX export converts (ner/serving/onnx_export.py)."""
+        parts = [self.word_embedding(word_ids), self.char_cnn(char_ids)]
+        parts += [embed(ids) for embed, ids in zip(self.column_embeddings, column_ids)]
         if self.shape_embedding is not None:
-            parts.append(self.shape_embedding(featurizer.shape_ids(words)))
-        parts += [contextual(words, lengths, training, context) for contextual in self.contextual]
+            parts.append(self.shape_embedding(shape_ids))
+        parts += list(contextual)
         x = tf.concat(parts, axis=-1)
         if self.highway is not None:
             x = self.highway(x)

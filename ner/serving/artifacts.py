@@ -266,15 +266,19 @@ def _holding(model_dir: str, kind: str):
     return contextlib.nullcontext()
 
 
-def write_artifact(model_dir: str, kind: str, out: str | None = None) -> str:
+def write_artifact(model_dir: str, kind: str, out: str | None = None, write=None) -> str:
     """export.py and freeze.py: the model folder's best checkpoint written as an export (kind
-    "export") or a frozen graph ("frozen"), into out or MODEL_DIR/<kind>; returns the folder."""
+    "export") or a frozen graph ("frozen"), or by write(model, folder) for another kind (the ONNX
+    export), into out or MODEL_DIR/<kind>; returns the folder."""
     out = out or os.path.join(model_dir, kind)
     check_target(model_dir, kind, out)
-    write = {model_folder.EXPORT_DIR: export, model_folder.FROZEN_DIR: freeze}[kind]
+    if write is None:
+        writer = {model_folder.EXPORT_DIR: export, model_folder.FROZEN_DIR: freeze}[kind]
+
+        def write(model, folder):
+            writer(model, os.path.join(model_dir, model_folder.CONFIG), folder)
     with _holding(model_dir, kind):
         model = load_checkpoint(model_dir)
         with model_folder.writing(out, kind, "--out"):
-            model_folder.replace_files(out, kind,
-                                       lambda folder: write(model, os.path.join(model_dir, model_folder.CONFIG), folder))
+            model_folder.replace_files(out, kind, lambda folder: write(model, folder))
     return out

@@ -23,9 +23,12 @@ from ner.serving.numpy_head import NumpyHead
 
 
 def load_model(folder: str):
-    """A model folder (its best checkpoint), its export folder or its frozen folder."""
+    """A model folder (its best checkpoint), its export folder, its frozen folder or its ONNX folder."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{folder}: model folder not found")
+    if model_folder.is_onnx(folder):  # before is_frozen: an ONNX folder holds a serving.json too
+        from ner.serving.onnx_tagger import OnnxTagger  # ONNX Runtime, never TensorFlow
+        return OnnxTagger(folder)
     if model_folder.is_export(folder):
         return ExportedTagger(folder)
     if model_folder.is_frozen(folder):

@@ -1,0 +1,173 @@
+"""ONNX export: a model folder's best checkpoint as an ONNX model from ids to emission scores, in a
+folder that ONNX Runtime serves without TensorFlow (ner/serving/onnx_tagger.py):
+
+    runs/NAME/onnx/   model.onnx serving.json config.json words.txt chars.txt entity_types.txt
+                      column<i>.txt meta.json integrity.json
+
+model.onnx takes int32 word_ids [B, T], char_ids [B, T, L], shape_ids [B, T] (models with word
+shapes), column_ids [B, T, F] (models with feature columns) and lengths [B], as the graph's
+featurizer makes them (ner/model/features/featurizer.py; its numpy twin is ner/serving/ids.py),
+and gives float32 emissions [B, T, num_tags]; serving.json lists the inputs the model has and
+describes the head, which numpy decodes (ner/serving/numpy_head.py).
+
+The graph's strings, tables, tokenizer and CRF loops have no ONNX form that tf2onnx reaches, so
+what is converted is Tagger.emissions_from_ids, traced as a tf.function. tf2onnx converts every
+op of it (the QRNN's tf.scan becomes an ONNX Loop) but tf.raw_ops.BlockLSTM, which _block_lstm
+maps to an ONNX LSTM node: converting the
+traced function keeps one meaning of each layer (the TensorFlow code), where building the ONNX
+graph by hand would repeat every layer's arithmetic a second time.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import onnx
+import tensorflow as tf
+
+from ner import integrity, model_folder
+from ner.config import Config
+from ner.data.vocabulary import vocabulary_files
+from ner.serving.artifacts import head_description, write_artifact
+from ner.serving.onnx_tagger import FORMAT, OUTPUT, WRITER, input_names
+
+# tf2onnx 1.17 writes opsets up to 18; ONNX Runtime 1.31 runs models of IR version up to 13, and
+# onnx 1.23 would stamp its own 14 on them.
+OPSET = 17
+INPUT_SHAPES = {"word_ids": [None, None], "char_ids": [None, None, None], "shape_ids": [None, None],
+                "column_ids": [None, None, None], "lengths": [None]}
+# int8 pays on the big matrices only (a quantized char CNN is slower than float's).
+QUANTIZED_OPS = ("LSTM", "MatMul")
+
+
+def check_exportable(config, model_dir: str) -> None:
+    """One line for what the ONNX export cannot convert: contextual features (BERT and ELMo, hence
+    document context) and IOB1 models (their IOB2 output depends on neighbouring tags, which only
+    the graph's decoding serves). Every encoder converts (tests/serving/test_onnx.py)."""
+    fix = "serve it with export.py or freeze.py instead"
+    if config.emb_class != "glove":
+        raise ValueError(f"{model_dir}: emb_class={config.emb_class}: the ONNX export takes GloVe/character/shape/"
+                         f"column features only (BERT and ELMo stay in TensorFlow); {fix}")
+    if config.tag_scheme == "iob1":
+        raise ValueError(f"{model_dir}: tag_scheme=iob1: the ONNX export serves IOB2 and IOBES models only; {fix}")
+
+
+def emission_function(model):
+    """model.emissions_from_ids as a tf.function on input_names' int32 inputs (dict output "emissions")."""
+    names = input_names(model.config)
+    specs = [tf.TensorSpec(INPUT_SHAPES[name], tf.int32, name=name) for name in names]
+
+    def emissions(*inputs):
+        named = dict(zip(names, inputs))
+        columns = [named["column_ids"][:, :, i] for i in range(len(model.config.feature_columns))]
+        return {OUTPUT: model.emissions_from_ids(named["word_ids"], named["char_ids"], columns, named.get("shape_ids"),
+                                                 named["lengths"], training=False)}
+    return tf.function(emissions, input_signature=specs, autograph=False), specs
+
+
+def _constant(node) -> np.ndarray:
+    """The value of a frozen variable, through the Identity nodes that reading it leaves."""
+    while node.type == "Identity":
+        node = node.inputs[0]
+    if not node.is_const():
+        raise ValueError(f"BlockLSTM: expected a constant weight, found {node.type} {node.name}")
+    return node.get_tensor_value(as_list=False)
+
+
+# ONNX's LSTM gate blocks are input, output, forget, cell; TensorFlow's BlockLSTM's input, cell, forget, output.
+_ONNX_GATE_ORDER = (0, 3, 2, 1)
+
+
+def _onnx_gates(matrix: np.ndarray) -> np.ndarray:
+    """[..., 4 * units] in BlockLSTM's gate order -> the same in ONNX's."""
+    blocks = np.split(matrix, 4, axis=-1)
+    return np.concatenate([blocks[i] for i in _ONNX_GATE_ORDER], axis=-1)
+
+
+def _block_lstm(ctx, node, name, args):
+    """tf2onnx handler: a BlockLSTM as bilstm.py runs it (no peepholes, no clipping, zero initial
+    state, only the hidden states read) -> ONNX LSTM + Squeeze of its direction axis."""
+    if node.get_attr_value("use_peephole") or node.get_attr_value("cell_clip") >= 0:
+        raise ValueError(f"BlockLSTM {name}: peepholes and cell clipping have no conversion")
+    hidden_output = 6  # BlockLSTM's outputs: i, cs, f, o, ci, co, h
+    for i, output in enumerate(node.output):
+        if i != hidden_output and ctx.find_output_consumers(output):
+            raise ValueError(f"BlockLSTM {name}: output {i} is read; only the hidden states convert")
+    kernel, bias = _constant(node.inputs[4]), _constant(node.inputs[8])
+    units = kernel.shape[1] // 4
+    input_dim = kernel.shape[0] - units
+    bias = bias.copy()
+    bias[2 * units:3 * units] += node.get_attr_value("forget_bias")  # the kernel adds it to the forget gate
+    weights = ctx.make_const(f"{name}/W", _onnx_gates(kernel[:input_dim]).T[None].astype(np.float32))
+    recurrent = ctx.make_const(f"{name}/R", _onnx_gates(kernel[input_dim:]).T[None].astype(np.float32))
+    # ONNX adds an input and a recurrent bias: the recurrent one stays zero.
+    biases = ctx.make_const(f"{name}/B", np.concatenate([_onnx_gates(bias), np.zeros(4 * units, np.float32)])[None])
+    lstm = ctx.make_node("LSTM", [node.input[1], weights.output[0], recurrent.output[0], biases.output[0]],
+                         attr={"hidden_size": units, "direction": "forward"}, name=f"{name}/lstm",
+                         dtypes=[onnx.TensorProto.FLOAT])
+    axes = ctx.make_const(f"{name}/direction_axis", np.array([1], np.int64))
+    hidden = ctx.make_node("Squeeze", [lstm.output[0], axes.output[0]], name=f"{name}/hidden",
+                           dtypes=[onnx.TensorProto.FLOAT])
+    ctx.replace_all_inputs(node.output[hidden_output], hidden.output[0])
+    ctx.remove_node(node.name)
+
+
+def onnx_model(model) -> onnx.ModelProto:
+    """The model's emission function as ONNX (opset OPSET, an IR version ONNX Runtime reads)."""
+    import tf2onnx
+    function, specs = emission_function(model)
+    # As artifacts._constants_graph: the trace inherits the eager context's table initializers (None
+    # each), which TensorFlow warns it cannot serialize when tf2onnx freezes the function.
+    function.get_concrete_function(*specs).graph.clear_collection(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET,
+                                             custom_op_handlers={"BlockLSTM": (_block_lstm, [])})
+    proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def quantized(path: str) -> None:
+    """Replaces the ONNX model at `path` by its int8 dynamic quantization of QUANTIZED_OPS."""
+    from onnxruntime.quantization import quantize_dynamic
+    original = path + ".float"
+    os.replace(path, original)
+    try:
+        quantize_dynamic(original, path, op_types_to_quantize=list(QUANTIZED_OPS))
+    finally:
+        os.remove(original)
+
+
+def manifest(model, int8: bool) -> dict:
+    """serving.json of an ONNX folder (ner.serving.onnx_tagger.check_onnx_manifest reads it)."""
+    config = model.config
+    return {"format": FORMAT, "model": model_folder.ONNX_MODEL, "inputs": input_names(config), "outputs": [OUTPUT],
+            "int8": int8, "opset": OPSET, "feature_columns": list(config.feature_columns),
+            "context_words": config.context_words, "head": head_description(model),
+            "tensorflow_version": tf.__version__}
+
+
+def write_onnx(model, model_dir: str, folder: str, int8: bool) -> None:
+    """Writes the ONNX folder's files into `folder` (a staging folder: model_folder.replace_files)."""
+    path = os.path.join(folder, model_folder.ONNX_MODEL)
+    onnx.save(onnx_model(model), path)
+    if int8:
+        quantized(path)
+    with open(os.path.join(folder, model_folder.MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(manifest(model, int8), f, indent=2)
+        f.write("\n")
+    meta = model_folder.read_json(os.path.join(model_dir, model_folder.VOCABULARY_META), "missing")
+    # The weights are inside model.onnx: the vocabularies without the embedding matrix.
+    for name in [model_folder.CONFIG] + [name for name in vocabulary_files(meta["columns"])
+                                         if name != model_folder.EMBEDDINGS]:
+        model_folder.copy_file(os.path.join(model_dir, name), os.path.join(folder, name))
+    integrity.seal_artifact(folder, WRITER)
+
+
+def write_onnx_folder(model_dir: str, out: str | None = None, int8: bool = False) -> str:
+    """export.py --format onnx: the ONNX folder, into out or MODEL_DIR/onnx (through
+    artifacts.write_artifact: ownership, the lock, file-by-file replacement); returns the folder.
+    A model it cannot convert is refused before anything is loaded or written."""
+    check_exportable(Config.load(os.path.join(model_dir, model_folder.CONFIG)), model_dir)
+    return write_artifact(model_dir, model_folder.ONNX_KIND, out,
+                          lambda model, folder: write_onnx(model, model_dir, folder, int8))
