@@ -76,11 +76,24 @@ def code_point_ranges(pattern: str) -> tuple[tuple[int, int], ...]:
     return tuple(found)
 
 
+def _union(*patterns: str) -> tuple[tuple[int, int], ...]:
+    """The sorted inclusive code point ranges of the characters that any of the `regex` classes match."""
+    return tuple(sorted(r for pattern in patterns for r in code_point_ranges(pattern)))
+
+
 def _re2_class(*patterns: str, negate: bool = False) -> str:
     """An RE2 character class of the code points that any of the `regex` classes match."""
-    ranges = sorted(r for pattern in patterns for r in code_point_ranges(pattern))
-    items = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
+    items = "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in _union(*patterns))
     return f"[{'^' if negate else ''}{items}]"
+
+
+def _gcb(*names: str) -> tuple[str, ...]:
+    """`regex` classes of these Grapheme_Cluster_Break values."""
+    return tuple(rf"\p{{Grapheme_Cluster_Break={name}}}" for name in names)
+
+
+# Indic conjuncts (GB9c): consonants, linkers (viramas), and what may stand between them.
+_CONSONANT, _LINKER, _CONJUNCT_JOINERS = r"\p{InCB=Consonant}", r"\p{InCB=Linker}", (r"\p{InCB=Extend}", r"\p{InCB=Linker}")
 
 
 @cache
@@ -88,7 +101,7 @@ def cluster_pattern() -> str:
     """UAX #29's extended grapheme cluster as an RE2 pattern (its Table 1b regex, with GB9c's
     Indic conjuncts)."""
     def gcb(*names, negate=False):  # characters of these Grapheme_Cluster_Break values
-        return _re2_class(*(rf"\p{{Grapheme_Cluster_Break={name}}}" for name in names), negate=negate)
+        return _re2_class(*_gcb(*names), negate=negate)
     control, not_control = gcb("CR", "LF", "Control"), gcb("CR", "LF", "Control", negate=True)
     extend, zwj = gcb("Extend"), gcb("ZWJ")
     postcore = gcb("Extend", "ZWJ", "SpacingMark")
@@ -98,18 +111,29 @@ def cluster_pattern() -> str:
     regional_pair = gcb("Regional_Indicator") + "{2}"
     pictographic = _re2_class(r"\p{Extended_Pictographic}")
     pictographic_sequence = f"{pictographic}(?:{extend}*{zwj}{pictographic})*"
-    consonant, linker = _re2_class(r"\p{InCB=Consonant}"), _re2_class(r"\p{InCB=Linker}")
-    joiner = _re2_class(r"\p{InCB=Extend}", r"\p{InCB=Linker}")
+    consonant, linker, joiner = _re2_class(_CONSONANT), _re2_class(_LINKER), _re2_class(*_CONJUNCT_JOINERS)
     conjunct = f"{consonant}(?:{joiner}*{linker}{joiner}*{consonant})+"
     core = f"(?:{hangul}|{regional_pair}|{pictographic_sequence}|{conjunct}|{not_control})"
     return f"\r\n|{control}|{gcb('Prepend')}*{core}{postcore}*"
 
 
 @cache
+def joining_ranges() -> tuple[tuple[int, int], ...]:
+    """The characters without which every cluster is one character: each cluster_pattern() match of
+    two or more characters holds one (the CR of CR LF, a Prepend, a Hangul L, V or T, a regional
+    indicator, an Extend, ZWJ or SpacingMark, a conjunct's linker)."""
+    return _union(*_gcb("CR", "Prepend", "L", "V", "T", "Regional_Indicator", "Extend", "ZWJ", "SpacingMark"),
+                  _LINKER)
+
+
+# The `regex` classes of what decides a cluster's kind besides its first visible character.
+_CLUSTER_CLASSES = {"invisible": (r"\p{Cf}", r"\p{Cc}"), "space": (r"\s",), "enclosing": (r"\p{Me}",)}
+
+
+@cache
 def _cluster_classes() -> dict[str, str]:
-    """RE2 classes of what decides a cluster's kind besides its first visible character."""
-    return {"invisible": _re2_class(r"\p{Cf}", r"\p{Cc}"), "space": _re2_class(r"\s"),
-            "enclosing": _re2_class(r"\p{Me}")}
+    """_CLUSTER_CLASSES as RE2 classes."""
+    return {name: _re2_class(*patterns) for name, patterns in _CLUSTER_CLASSES.items()}
 
 
 @cache
@@ -130,6 +154,18 @@ def stand_in_tables() -> dict[str, np.ndarray]:
         return starts, values[starts]
     (general_starts, general), (single_starts, singles) = table(kinds), table(single)
     return {"general_starts": general_starts, "general": general, "single_starts": single_starts, "single": singles}
+
+
+@cache
+def tokenizer_patterns() -> dict:
+    """Everything the rules read, as JSON values: the patterns (RE2 syntax), the cluster classes and
+    joining_ranges as inclusive code point ranges, and stand_in_tables. The graph and the tokenizer
+    without TensorFlow (ner/serving/text_tokens.py) both read these; a folder may keep them, so
+    that its tokenizer does not depend on the `regex` module's Unicode version where it is served."""
+    return {"cluster": cluster_pattern(), "token": TOKEN_PATTERN, "clitic": CLITIC_PATTERN,
+            **{name: [list(r) for r in _union(*patterns)] for name, patterns in _CLUSTER_CLASSES.items()},
+            "joining": [list(r) for r in joining_ranges()],
+            **{name: table.tolist() for name, table in stand_in_tables().items()}}
 
 
 def _regex_split_op():
