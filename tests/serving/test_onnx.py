@@ -149,19 +149,23 @@ def test_feature_model_inference_on_the_onnx_folder_writes_the_checkpoints_bytes
     assert outputs[0] == outputs[1]
 
 
-def test_inference_tags_with_the_onnx_folder_where_tensorflow_cannot_be_imported(model_dir, onnx_dir, corpus_dir,
+@pytest.mark.parametrize("fmt", ["conll", "text"])
+def test_inference_tags_with_the_onnx_folder_where_tensorflow_cannot_be_imported(fmt, model_dir, onnx_dir, corpus_dir,
                                                                                  tmp_path):
     blocker = tmp_path / "blocked" / "tensorflow"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text('raise ImportError("TensorFlow is blocked in this test")\n')
     env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "NER_VERBOSE")}
     env["PYTHONPATH"] = os.pathsep.join([str(blocker.parent), ROOT])
-    source = os.path.join(corpus_dir, "test.txt")
-    blocked = tmp_path / "blocked.txt"
+    source = tmp_path / "input.txt"
+    sentences = [s for s in read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart]
+    source.write_text("\n".join(" ".join(s.words) for s in sentences) + "\n" if fmt == "text"
+                      else open(os.path.join(corpus_dir, "test.txt"), encoding="utf-8").read(), encoding="utf-8")
 
     def inference(folder, out):
         return subprocess.run([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", folder, "--input",
-                               source, "--output", out], capture_output=True, env=env, timeout=300)
+                               source, "--format", fmt, "--output", out], capture_output=True, env=env, timeout=300)
+    blocked = tmp_path / "blocked.txt"
     done = inference(onnx_dir, blocked)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stderr.decode().strip() == ""
@@ -169,8 +173,39 @@ def test_inference_tags_with_the_onnx_folder_where_tensorflow_cannot_be_imported
     refused = inference(model_dir, tmp_path / "checkpoint.txt")
     assert refused.returncode != 0 and "TensorFlow is blocked" in refused.stderr.decode()
     reference = tmp_path / "reference.txt"
-    assert run("inference.py", "--model_dir", model_dir, "--input", source, "--output", reference).returncode == 0
+    assert run("inference.py", "--model_dir", model_dir, "--input", source, "--format", fmt,
+               "--output", reference).returncode == 0
     assert blocked.read_bytes() == reference.read_bytes()
+
+
+def test_the_service_answers_from_the_onnx_folder_as_from_the_checkpoint(model_dir, onnx_dir, corpus_dir):
+    """serve.py's application (ner/service/http.py) on either folder: the same answers to text and tokens."""
+    import asyncio
+
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ner.service import http
+    from ner.serving.loaders import load_model
+    words = [list(s.words) for s in read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart][:8]
+    requests = [{"text": [" ".join(w) for w in words]}, {"sentences": words}, {"text": "Anna lives in Lisbon."}]
+
+    async def answers(folder):
+        async with TestClient(TestServer(http.make_app(load_model(folder), folder), host="127.0.0.1")) as client:
+            results = []
+            for request in requests:
+                async with client.post("/tag", json=request) as response:
+                    results.append((response.status, await response.json()))
+            return results
+    def confidences(results):
+        """Each answer's confidences (rounded to 4 places by the service: compared within a unit of
+        the last place), taken out of the answers compared whole."""
+        return [sentence.pop("confidences") for _, body in results for sentence in body["sentences"]]
+    onnx_answers, checkpoint_answers = asyncio.run(answers(onnx_dir)), asyncio.run(answers(model_dir))
+    assert all(status == 200 for status, _ in onnx_answers)
+    onnx_confidences, checkpoint_confidences = confidences(onnx_answers), confidences(checkpoint_answers)
+    assert onnx_answers == checkpoint_answers
+    for onnx_values, checkpoint_values in zip(onnx_confidences, checkpoint_confidences, strict=True):
+        np.testing.assert_allclose(onnx_values, checkpoint_values, atol=2e-4)
 
 
 def test_a_changed_byte_in_model_onnx_is_refused_naming_the_file(onnx_dir, corpus_dir, tmp_path):
