@@ -6,11 +6,9 @@ model takes words and returns tags and no caller re-implements the id mapping.
 """
 import tensorflow as tf
 
+from ner.data.id_rules import SHAPE_PATTERNS, char_code_points, iob2_output
 from ner.data.schemes import tag_names
 from ner.data.vocabulary import RESERVED, UNKNOWN_ID, Vocabulary
-
-# Word shapes for the casing feature; lowercased word vectors lose what these keep.
-SHAPE_PATTERNS = ("[a-z]+", "[A-Z]+", "[A-Z][a-z]+", ".*[0-9].*", ".*[A-Za-z].*")
 
 
 def _table(keys: list, first_id: int, padding="") -> tf.lookup.StaticHashTable:
@@ -20,14 +18,6 @@ def _table(keys: list, first_id: int, padding="") -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(initializer, default_value=UNKNOWN_ID)
 
 
-def _codepoints(chars: list[str]) -> list[int]:
-    """The vocabulary's characters as Unicode code points (how char_ids reads words)."""
-    for i, char in enumerate(chars):
-        if len(char) != 1:
-            raise ValueError(f"chars.txt line {i + 1}: {char!r} is not one character")
-    return [ord(char) for char in chars]
-
-
 class Featurizer(tf.Module):
     def __init__(self, vocab: Vocabulary, tag_scheme: str, feature_columns: list[int], max_word_length: int,
                  name: str = "featurizer"):
@@ -35,7 +25,7 @@ class Featurizer(tf.Module):
         self.lowercase = bool(vocab.meta["lowercase"])
         self.max_word_length = max_word_length
         self.word_table = _table(vocab.words, RESERVED)
-        self.char_table = _table(_codepoints(vocab.chars), RESERVED, padding=0)
+        self.char_table = _table(char_code_points(vocab.chars), RESERVED, padding=0)
         self.column_tables = [_table(vocab.columns[c], RESERVED) for c in feature_columns]
         self.tag_scheme = tag_scheme
         self.tag_names = tag_names(vocab.entity_types, tag_scheme)
@@ -44,17 +34,12 @@ class Featurizer(tf.Module):
             tf.lookup.KeyValueTensorInitializer(tf.constant(self.tag_names),
                                                 tf.range(len(self.tag_names), dtype=tf.int32)),
             default_value=0)
-        # Output is IOB2: per model tag, its IOB2 id (S- -> B-, E- -> I-), its type (0 for O) and,
-        # for IOB1 models, the B- id that an I- tag becomes when it opens a chunk.
-        iob2_names = tag_names(vocab.entity_types, "iob2")
-        kinds = [None] + list(vocab.entity_types)
-        kind_of = [kinds.index(name[2:]) if name != "O" else 0 for name in self.tag_names]
-        prefix_of = {"B": "B", "S": "B", "I": "I", "E": "I"}
-        self.iob2_names = tf.constant(iob2_names)
-        self.iob2_ids = tf.constant([0 if name == "O" else iob2_names.index(f"{prefix_of[name[0]]}-{name[2:]}")
-                                     for name in self.tag_names])
-        self.kind_ids = tf.constant(kind_of)
-        self.chunk_start_ids = tf.constant([0 if k == 0 else iob2_names.index(f"B-{kinds[k]}") for k in kind_of])
+        # Output is IOB2 (ner.data.id_rules.iob2_output).
+        output = iob2_output(vocab.entity_types, tag_scheme)
+        self.iob2_names = tf.constant(output["names"])
+        self.iob2_ids = tf.constant(output["ids"])
+        self.kind_ids = tf.constant(output["kinds"])
+        self.chunk_start_ids = tf.constant(output["chunk_starts"])
 
     def word_ids(self, words: tf.Tensor) -> tf.Tensor:
         return self.word_table.lookup(tf.strings.lower(words, encoding="utf-8") if self.lowercase else words)
