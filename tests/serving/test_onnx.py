@@ -263,13 +263,30 @@ def test_the_onnx_folder_is_owned_like_the_others(model_dir, tmp_path):
                       "is a folder freeze.py wrote")
 
 
-def test_bert_models_are_refused_with_one_line(model_dir, tmp_path):
-    folder = tmp_path / "bert"
+@pytest.mark.parametrize("changes, expected", [
+    ({"emb_class": "bert", "bert_path": "bert_weights"}, "emb_class=bert"),
+    ({"emb_class": "elmo", "elmo_path": "elmo_weights"}, "emb_class=elmo"),
+    ({"tag_scheme": "iob1"}, "tag_scheme=iob1"),
+])
+def test_models_it_cannot_convert_are_refused_with_one_line(changes, expected, model_dir, tmp_path):
+    folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
     config = json.loads((folder / model_folder.CONFIG).read_text())
-    config.update(emb_class="bert", bert_path=str(tmp_path / "bert_weights"))
+    config.update(changes)
     (folder / model_folder.CONFIG).write_text(json.dumps(config))
     before = folder_state(folder)
     assert_user_error(run("export.py", "--model_dir", folder, "--format", "onnx"),
-                      f"{folder}: emb_class=bert", "the ONNX export", "export.py or freeze.py")
+                      f"{folder}: {expected}", "the ONNX export", "export.py or freeze.py")
     assert folder_state(folder) == before
+
+
+def test_the_default_onnx_folder_lives_inside_the_model_folder(model_dir, corpus_dir, tmp_path):
+    """MODEL_DIR/onnx, like export/ and frozen/: train.py's ownership checks leave it to its own command."""
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    done = run("export.py", "--model_dir", folder, "--format", "onnx")
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == f"wrote {folder / model_folder.ONNX_DIR}"
+    model_folder.check_writable(str(folder), model_folder.TRAIN_KIND, "--model_dir")
+    assert model_folder.recognise(str(folder)) == model_folder.TRAIN_KIND
+    assert model_folder.recognise(str(folder / model_folder.ONNX_DIR)) == model_folder.ONNX_KIND
