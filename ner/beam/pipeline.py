@@ -117,10 +117,11 @@ def conll_records(stream: BinaryIO, name: str, feature_columns=(), context_words
 def text_records(stream: BinaryIO, name: str, context_words: int = 0, limits: Limits = Limits()) -> Iterator:
     """The lines of a text shard that hold a token as Records, a bad line (not UTF-8, too long,
     CoNLL, or of too many tokens) as its InputError; blank lines end documents. The lines are
-    tokenized here, a window at a time, by the tokenizer graph that the model's artifacts hold
-    (ner/data/tokenizer.py), so that the shard is cut into inference.py's batches. With
-    context_words, each Record carries its document context."""
-    from ner.data.tokenizer import tokenize_texts
+    tokenized here, a window at a time, as the tokenizer graph that the model's artifacts hold
+    tokenizes them (ner/data/tokenizer.py; ner/serving/text_tokens.py gives its answer without
+    TensorFlow, which an ONNX folder's workers never load), so that the shard is cut into
+    inference.py's batches. With context_words, each Record carries its document context."""
+    from ner.serving.text_tokens import tokenize_texts
 
     def items():
         lines = enumerate(iter_text(read_lines(stream, name, limits.line_bytes), name))

@@ -4,6 +4,8 @@ on generated text, and on CoNLL-2003's test set as raw text where ../shared/data
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import unicodedata
 
 import pytest
@@ -78,3 +80,41 @@ def test_a_surrogate_is_refused_as_the_graph_refuses_it():
 def test_conll2003_test_set_as_raw_text():
     lines = [" ".join(sentence.words) for sentence in read_conll(CONLL_TEST)]
     assert default_tokenizer().tokenize(lines) == tokenize_texts(lines)
+
+
+# Where importing tensorflow fails, and leaves the stack that tried in $TENSORFLOW_IMPORTS.
+FAKE_TENSORFLOW = """import os, traceback
+with open(os.environ["TENSORFLOW_IMPORTS"], "a") as f:
+    f.write("".join(traceback.format_stack()) + "\\n")
+raise ImportError("no TensorFlow here")
+"""
+WITHOUT_TENSORFLOW = """import io, sys
+import numpy as np
+import ner.beam.pipeline, ner.service.http, ner.serving.tag_file
+from ner.beam.pipeline import text_records
+from ner.config import Config
+from ner.data.vocabulary import load_vocabulary
+from ner.serving.ids import IdMapper
+from ner.serving.text_tokens import tokenize_texts
+
+tokens = tokenize_texts(["Peter Blackburn went to Zu\\u0308rich ."])[0]
+words = np.array([[token for token, _, _ in tokens]], dtype=object)
+mapper = IdMapper(load_vocabulary(sys.argv[1]), Config(casing_dim=4, feature_columns=[1, 2]))
+inputs = mapper.inputs(words, [len(tokens)], np.full(words.shape + (2,), "NN", dtype=object))
+records = list(text_records(io.BytesIO(b"Peter went home.\\n\\nIt rains.\\n"), "in.txt"))
+print(len(tokens), sorted(inputs), len(records))
+"""
+
+
+def test_the_serving_path_runs_without_tensorflow(emb_dir, tmp_path):
+    """Tokens, ids, and the modules that inference.py, serve.py and beam_tag.py tag through, where
+    importing tensorflow fails: nothing tries."""
+    (tmp_path / "tensorflow").mkdir()
+    (tmp_path / "tensorflow" / "__init__.py").write_text(FAKE_TENSORFLOW)
+    tried = tmp_path / "tensorflow_imports.txt"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "TENSORFLOW_IMPORTS": str(tried)}
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, emb_dir], capture_output=True, text=True, cwd=ROOT,
+                          env=env)
+    assert not tried.exists(), tried.read_text()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["6", "['char_ids',", "'column_ids',", "'lengths',", "'shape_ids',", "'word_ids']", "2"]
