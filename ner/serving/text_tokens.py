@@ -72,14 +72,17 @@ class TextTokenizer:
         graph decides it: by the first visible character (a format or control character is
         invisible), as a one-character cluster if it is the only one; a symbol if a visible
         character is an enclosing mark; a space if none is visible or one is whitespace."""
-        cluster_of = np.repeat(np.arange(len(bounds) - 1), np.diff(bounds))
+        if len(code_points) == 0:
+            return np.zeros(0, np.uint8)
+        starts = bounds[:-1]
         visible = ~self._invisible[code_points]
 
         def clusters_with(flags):
-            return np.bincount(cluster_of[flags], minlength=len(bounds) - 1)
+            return np.add.reduceat(flags.astype(np.int32), starts)
         count = clusters_with(visible)
-        visible_at = np.append(np.flatnonzero(visible), len(code_points))
-        first = np.append(code_points, 0)[visible_at[np.searchsorted(visible_at, bounds[:-1])]]
+        # The first visible character's position (len(code_points), code point 0, where none is).
+        first = np.minimum.reduceat(np.where(visible, np.arange(len(code_points)), len(code_points)), starts)
+        first = np.append(code_points, 0)[first]
         kinds = np.where(count == 1, self._single[first], self._general[first])
         kinds = np.where(clusters_with(visible & self._enclosing[code_points]) > 0, ord(SYMBOL), kinds)
         blank = (count == 0) | (clusters_with(visible & self._space[code_points]) > 0)
