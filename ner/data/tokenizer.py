@@ -92,8 +92,9 @@ def _gcb(*names: str) -> tuple[str, ...]:
     return tuple(rf"\p{{Grapheme_Cluster_Break={name}}}" for name in names)
 
 
-# Indic conjuncts (GB9c): consonants, linkers (viramas), and what may stand between them.
-_CONSONANT, _LINKER, _CONJUNCT_JOINERS = r"\p{InCB=Consonant}", r"\p{InCB=Linker}", (r"\p{InCB=Extend}", r"\p{InCB=Linker}")
+# Indic conjuncts (GB9c): consonants, linkers (viramas), and the other characters (InCB=Extend)
+# that may stand among the linkers between two consonants.
+_CONSONANT, _LINKER, _CONJUNCT_EXTEND = r"\p{InCB=Consonant}", r"\p{InCB=Linker}", r"\p{InCB=Extend}"
 
 
 @cache
@@ -111,8 +112,12 @@ def cluster_pattern() -> str:
     regional_pair = gcb("Regional_Indicator") + "{2}"
     pictographic = _re2_class(r"\p{Extended_Pictographic}")
     pictographic_sequence = f"{pictographic}(?:{extend}*{zwj}{pictographic})*"
-    consonant, linker, joiner = _re2_class(_CONSONANT), _re2_class(_LINKER), _re2_class(*_CONJUNCT_JOINERS)
-    conjunct = f"{consonant}(?:{joiner}*{linker}{joiner}*{consonant})+"
+    consonant, linker = _re2_class(_CONSONANT), _re2_class(_LINKER)
+    extend_only, joiner = _re2_class(_CONJUNCT_EXTEND), _re2_class(_CONJUNCT_EXTEND, _LINKER)
+    # Between two consonants, joiners holding a linker: UAX #29's [Extend Linker]* Linker [Extend
+    # Linker]*, written with no linker before the first, which matches the same text and keeps a
+    # backtracking engine (text_tokens.py's) linear where a consonant is followed by many linkers.
+    conjunct = f"{consonant}(?:{extend_only}*{linker}{joiner}*{consonant})+"
     core = f"(?:{hangul}|{regional_pair}|{pictographic_sequence}|{conjunct}|{not_control})"
     return f"\r\n|{control}|{gcb('Prepend')}*{core}{postcore}*"
 
