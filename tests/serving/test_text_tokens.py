@@ -90,7 +90,7 @@ raise ImportError("no TensorFlow here")
 """
 WITHOUT_TENSORFLOW = """import io, sys
 import numpy as np
-import ner.beam.pipeline, ner.service.http, ner.serving.tag_file
+import ner.beam.pipeline, ner.service.http, ner.serving.onnx_tagger, ner.serving.tag_file
 from ner.beam.pipeline import text_records
 from ner.config import Config
 from ner.data.vocabulary import load_vocabulary
