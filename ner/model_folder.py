@@ -79,9 +79,16 @@ def is_frozen(folder: str) -> bool:
 
 
 def is_onnx(folder: str) -> bool:
-    """By its model or its marker, so that a missing model.onnx is reported by name (an ONNX folder
-    also holds a serving.json: ask before is_frozen)."""
-    return os.path.exists(os.path.join(folder, ONNX_MODEL)) or read_marker(folder) == ONNX_KIND
+    """By its model or its serving.json's "format", so that a missing model.onnx is reported by name
+    (an ONNX folder also holds a serving.json: ask before is_frozen). A serving.json that cannot be
+    read says nothing here: the frozen loader names what is wrong with it."""
+    if os.path.exists(os.path.join(folder, ONNX_MODEL)):
+        return True
+    try:
+        manifest = json.loads(read_json_text(os.path.join(folder, MANIFEST)))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == "onnx"
 
 
 def _temporary(path: str) -> str:

@@ -13,9 +13,9 @@ describes the head, which numpy decodes (ner/serving/numpy_head.py).
 The graph's strings, tables, tokenizer and CRF loops have no ONNX form that tf2onnx reaches, so
 what is converted is Tagger.emissions_from_ids, traced as a tf.function. tf2onnx converts every
 op of it (the QRNN's tf.scan becomes an ONNX Loop) but tf.raw_ops.BlockLSTM, which _block_lstm
-maps to an ONNX LSTM node: converting the
-traced function keeps one meaning of each layer (the TensorFlow code), where building the ONNX
-graph by hand would repeat every layer's arithmetic a second time.
+maps to an ONNX LSTM node (each BiLSTM layer's two then become one bidirectional node:
+_fuse_bidirectional). Converting the traced function keeps one meaning of each layer (the
+TensorFlow code), where building the ONNX graph by hand would repeat every layer's arithmetic.
 """
 from __future__ import annotations
 
@@ -113,6 +113,75 @@ def _block_lstm(ctx, node, name, args):
     ctx.remove_node(node.name)
 
 
+def _fuse_bidirectional(graph: onnx.GraphProto) -> None:
+    """Each BiLSTM layer as converted (bilstm.py: a forward LSTM on x, a backward one on x reversed
+    within each length and reversed back, their outputs concatenated) becomes one bidirectional
+    LSTM node reading the lengths as sequence_lens, which reverses within each length itself:
+    fewer nodes, and both directions in one kernel call. Past a sentence's length its outputs are
+    zeros where TensorFlow's are whatever the padding gave, positions that nothing downstream reads."""
+    producer = {output: node for node in graph.node for output in node.output}
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+
+    def made_by(name: str, op: str):
+        node = producer.get(name)
+        return node if node is not None and node.op_type == op else None
+
+    def hidden_states(name: str):
+        """The LSTM whose squeezed output `name` is (_block_lstm's pattern), or None."""
+        squeeze = made_by(name, "Squeeze")
+        return made_by(squeeze.input[0], "LSTM") if squeeze is not None else None
+
+    for concat in [node for node in graph.node if node.op_type == "Concat" and len(node.input) == 2]:
+        forward = hidden_states(concat.input[0])
+        unreverse = made_by(concat.input[1], "ReverseSequence")
+        backward = hidden_states(unreverse.input[0]) if unreverse is not None else None
+        reverse = made_by(backward.input[0], "ReverseSequence") if backward is not None else None
+        if forward is None or reverse is None or reverse.input[0] != forward.input[0] or len(forward.input) != 4:
+            continue
+        name = forward.name.rsplit("/", 1)[0] + "/bidirectional"
+        for i, part in enumerate("WRB"):  # [1, ...] each -> [2, ...], forward first
+            stacked = np.concatenate([onnx.numpy_helper.to_array(initializers[node.input[i + 1]])
+                                      for node in (forward, backward)])
+            graph.initializer.append(onnx.numpy_helper.from_array(stacked, f"{name}/{part}"))
+        units = next(attribute.i for attribute in forward.attribute if attribute.name == "hidden_size")
+        graph.initializer.append(onnx.numpy_helper.from_array(np.array([0, 0, 2 * units], np.int64), f"{name}/width"))
+        nodes = list(graph.node)
+        at = nodes.index(concat)  # where the concatenation was, its inputs' inputs are all made
+        nodes[at:at + 1] = [
+            onnx.helper.make_node("LSTM", [forward.input[0], f"{name}/W", f"{name}/R", f"{name}/B", "lengths"],
+                                  [f"{name}/Y"], name=name, hidden_size=units, direction="bidirectional"),
+            # Y [T, 2, B, units] -> [T, B, 2, units] -> [T, B, 2 * units]: the concatenation's layout.
+            onnx.helper.make_node("Transpose", [f"{name}/Y"], [f"{name}/directions_last"], perm=[0, 2, 1, 3]),
+            onnx.helper.make_node("Reshape", [f"{name}/directions_last", f"{name}/width"], [concat.output[0]])]
+        del graph.node[:]
+        graph.node.extend(nodes)
+    _remove_unread(graph)
+
+
+def _read_names(nodes) -> set[str]:
+    """The tensors these nodes read, including those their subgraphs (a Loop's body) read from outside."""
+    names = set()
+    for node in nodes:
+        names.update(node.input)
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                names |= _read_names(attribute.g.node)
+    return names
+
+
+def _remove_unread(graph: onnx.GraphProto) -> None:
+    """Nodes and initializers whose outputs nothing reads any more."""
+    while True:
+        read = _read_names(graph.node) | {output.name for output in graph.output}
+        unread = [node for node in graph.node if not any(output in read for output in node.output)]
+        if not unread:
+            break
+        for node in unread:
+            graph.node.remove(node)
+    for tensor in [tensor for tensor in graph.initializer if tensor.name not in read]:
+        graph.initializer.remove(tensor)
+
+
 def onnx_model(model) -> onnx.ModelProto:
     """The model's emission function as ONNX (opset OPSET, an IR version ONNX Runtime reads)."""
     import tf2onnx
@@ -122,6 +191,7 @@ def onnx_model(model) -> onnx.ModelProto:
     function.get_concrete_function(*specs).graph.clear_collection(tf.compat.v1.GraphKeys.TABLE_INITIALIZERS)
     proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=OPSET,
                                              custom_op_handlers={"BlockLSTM": (_block_lstm, [])})
+    _fuse_bidirectional(proto.graph)
     proto.ir_version = onnx.helper.find_min_ir_version_for(list(proto.opset_import))
     onnx.checker.check_model(proto)
     return proto

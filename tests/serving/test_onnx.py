@@ -79,7 +79,13 @@ def test_every_encoder_converts_to_the_emissions_tensorflow_computes(tmp_path):
         model = Tagger(config, vocab)
         function, specs = emission_function(model)
         expected = function(*[ids[spec.name] for spec in specs])["emissions"].numpy()
-        session = onnxruntime.InferenceSession(onnx_model(model).SerializeToString(), providers=["CPUExecutionProvider"])
+        proto = onnx_model(model)
+        lstms = [node for node in proto.graph.node if node.op_type == "LSTM"]
+        # Each BiLSTM layer is one bidirectional node (both directions in one kernel call).
+        assert len(lstms) == (config.lstm_layers if "bilstm" in config.encoder else 0), variant
+        assert all(onnx.helper.get_attribute_value(attribute) == b"bidirectional"
+                   for node in lstms for attribute in node.attribute if attribute.name == "direction")
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
         assert [item.name for item in session.get_inputs()] == [spec.name for spec in specs]
         emissions = session.run(["emissions"], {spec.name: ids[spec.name] for spec in specs})[0]
         np.testing.assert_allclose(emissions[real], expected[real], atol=1e-4, err_msg=variant)
