@@ -20,8 +20,8 @@ file (replace_files), never by removing or swapping the folder.
         logs/                          TensorBoard summaries
         export/                        SavedModel + serving.json + config.json (export.py)
         frozen/                        graph.pb + serving.json + config.json (freeze.py)
-        onnx/                          model.onnx + serving.json + config.json + vocabularies but the
-                                       embeddings (export.py --format onnx: ner/serving/onnx_export.py)
+        onnx/                          model.onnx + serving.json + config.json + tokenizer.json + vocabularies
+                                       but the embeddings (export.py --format onnx: ner/serving/onnx_export.py)
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ EXPORT_DIR = "export"
 FROZEN_DIR = "frozen"
 ONNX_DIR = "onnx"
 ONNX_MODEL = "model.onnx"
+TOKENIZER_PATTERNS = "tokenizer.json"  # in onnx/: ner.data.tokenizer.tokenizer_patterns(), read by ner/serving/text_tokens.py
 MANIFEST = "serving.json"        # in export/ and frozen/: tensor names, feature columns, the head
 FROZEN_GRAPH = "graph.pb"
 SIGNATURE = "serving_default"     # the export's serving signature
@@ -146,7 +147,7 @@ _WRITES = {
     EXPORT_KIND: rf"{_SHARED}|saved_model\.pb|fingerprint\.pb|variables/variables\.(index|data-\d+-of-\d+)"
                  r"|assets/[^/]+",
     FROZEN_KIND: rf"{_SHARED}|graph\.pb",
-    ONNX_KIND: rf"{_SHARED}|model\.onnx|(words|chars|entity_types)\.txt|column\d+\.txt|meta\.json",
+    ONNX_KIND: rf"{_SHARED}|model\.onnx|tokenizer\.json|(words|chars|entity_types)\.txt|column\d+\.txt|meta\.json",
 }
 # The subfolders each kind makes (empty ones are fine).
 _FOLDERS = {EMBVEC_KIND: r"", TRAIN_KIND: r"logs|checkpoints|checkpoints/(best|last)|checkpoints/(best|last)/ckpt-\d+_temp",

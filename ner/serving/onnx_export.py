@@ -1,14 +1,16 @@
 """ONNX export: a model folder's best checkpoint as an ONNX model from ids to emission scores, in a
 folder that ONNX Runtime serves without TensorFlow (ner/serving/onnx_tagger.py):
 
-    runs/NAME/onnx/   model.onnx serving.json config.json words.txt chars.txt entity_types.txt
-                      column<i>.txt meta.json integrity.json
+    runs/NAME/onnx/   model.onnx serving.json config.json tokenizer.json words.txt chars.txt
+                      entity_types.txt column<i>.txt meta.json integrity.json
 
 model.onnx takes int32 word_ids [B, T], char_ids [B, T, L], shape_ids [B, T] (models with word
 shapes), column_ids [B, T, F] (models with feature columns) and lengths [B], as the graph's
 featurizer makes them (ner/model/features/featurizer.py; its numpy twin is ner/serving/ids.py),
 and gives float32 emissions [B, T, num_tags]; serving.json lists the inputs the model has and
-describes the head, which numpy decodes (ner/serving/numpy_head.py).
+describes the head, which numpy decodes (ner/serving/numpy_head.py). tokenizer.json holds the
+raw-text tokenizer's patterns and tables (ner.data.tokenizer.tokenizer_patterns), so that the folder
+tokenizes as the graph did whatever Unicode version the serving machine's `regex` has.
 
 The graph's strings, tables, tokenizer and CRF loops have no ONNX form that tf2onnx reaches, so
 what is converted is Tagger.emissions_from_ids, traced as a tf.function. tf2onnx converts every
@@ -28,6 +30,7 @@ import tensorflow as tf
 
 from ner import integrity, model_folder
 from ner.config import Config
+from ner.data.tokenizer import tokenizer_patterns
 from ner.data.vocabulary import vocabulary_files
 from ner.serving.artifacts import head_description, write_artifact
 from ner.serving.onnx_tagger import FORMAT, OUTPUT, WRITER, input_names
@@ -211,7 +214,8 @@ def quantized(path: str) -> None:
 def manifest(model, int8: bool) -> dict:
     """serving.json of an ONNX folder (ner.serving.onnx_tagger.check_onnx_manifest reads it)."""
     config = model.config
-    return {"format": FORMAT, "model": model_folder.ONNX_MODEL, "inputs": input_names(config), "outputs": [OUTPUT],
+    return {"format": FORMAT, "model": model_folder.ONNX_MODEL, "tokenizer": model_folder.TOKENIZER_PATTERNS,
+            "inputs": input_names(config), "outputs": [OUTPUT],
             "int8": int8, "opset": OPSET, "feature_columns": list(config.feature_columns),
             "context_words": config.context_words, "head": head_description(model),
             "tensorflow_version": tf.__version__}
@@ -226,6 +230,8 @@ def write_onnx(model, model_dir: str, folder: str, int8: bool) -> None:
     with open(os.path.join(folder, model_folder.MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest(model, int8), f, indent=2)
         f.write("\n")
+    with open(os.path.join(folder, model_folder.TOKENIZER_PATTERNS), "w", encoding="utf-8") as f:
+        json.dump(tokenizer_patterns(), f)
     meta = model_folder.read_json(os.path.join(model_dir, model_folder.VOCABULARY_META), "missing")
     # The weights are inside model.onnx: the vocabularies without the embedding matrix.
     for name in [model_folder.CONFIG] + [name for name in vocabulary_files(meta["columns"])

@@ -10,11 +10,15 @@ features) -> {"tags", "confidence"} and tokenize(texts).
 """
 from __future__ import annotations
 
+import json
+import os
+from functools import cached_property
+
 import numpy as np
 
 from ner import integrity, model_folder
 from ner.config import Config
-from ner.model_folder import reading
+from ner.model_folder import read_json_text, reading
 from ner.serving.manifest import _check_head, _string, file_inside, read_manifest
 from ner.serving.numpy_head import NumpyHead
 
@@ -38,9 +42,10 @@ def check_onnx_manifest(manifest: dict, path: str, config: Config, config_path: 
     every key the tagger relies on, with its type, and agreeing with config.json."""
     if manifest.get("format") != FORMAT:
         raise ValueError(f'{path}: expected "format" to be "{FORMAT}"')
-    model = _string(manifest, "model", path)
-    if model in ("", ".", "..") or "/" in model:
-        raise ValueError(f'{path}: expected "model" to be a file name inside the folder, found "{model}"')
+    for key in ("model", "tokenizer"):
+        name = _string(manifest, key, path)
+        if name in ("", ".", "..") or "/" in name:
+            raise ValueError(f'{path}: expected "{key}" to be a file name inside the folder, found "{name}"')
     expected = input_names(config)
     if manifest.get("inputs") != expected:
         raise ValueError(f'{path}: expected "inputs" to be {expected} for the model {config_path} describes, '
@@ -58,12 +63,14 @@ def check_onnx_manifest(manifest: dict, path: str, config: Config, config_path: 
 
 
 def read_onnx_files(folder: str) -> tuple[Config, dict, str]:
-    """-> (config, manifest, the model's path) of an ONNX folder; an error names the file at fault."""
+    """-> (config, manifest, the model's path) of an ONNX folder, whose tokenizer patterns are there
+    too; an error names the file at fault."""
     config_path = file_inside(folder, model_folder.CONFIG, "config file")
     config = Config.load(config_path)
     manifest_path = file_inside(folder, model_folder.MANIFEST, "serving manifest")
     manifest = read_manifest(manifest_path)
     check_onnx_manifest(manifest, manifest_path, config, config_path)
+    file_inside(folder, manifest["tokenizer"], "tokenizer patterns")
     return config, manifest, file_inside(folder, manifest["model"], "ONNX model")
 
 
@@ -110,6 +117,7 @@ class OnnxTagger:
         self._head = NumpyHead(manifest["head"])
         self._ids = IdMapper(load_vocabulary(folder, embeddings=False), self.config)
         self.int8 = manifest["int8"]
+        self._patterns_path = os.path.join(folder, manifest["tokenizer"])
 
     def emissions(self, inputs: dict) -> np.ndarray:
         """model.onnx on its inputs (ids as the featurizer makes them): [B, T, num_tags]."""
@@ -125,8 +133,14 @@ class OnnxTagger:
         inputs = self._ids.inputs(words, lengths, features)
         return self._head.predict(self.emissions(inputs), lengths)
 
-    @staticmethod
-    def tokenize(texts):
+    @cached_property
+    def _tokenizer(self):
+        """The folder's tokenizer, built at the first raw text (its tables take about 0.1 s and 100 MB,
+        which tagging CoNLL never needs)."""
+        from ner.serving.text_tokens import TextTokenizer
+        with reading(self._patterns_path, "tokenizer patterns"):
+            return TextTokenizer(json.loads(read_json_text(self._patterns_path)))
+
+    def tokenize(self, texts):
         """Each raw text's (token, start, end), as the graph's tokenizer gives them."""
-        from ner.serving.text_tokens import tokenize_texts
-        return tokenize_texts(texts)
+        return self._tokenizer.tokenize(texts)

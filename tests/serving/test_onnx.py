@@ -231,6 +231,7 @@ def test_a_changed_byte_in_model_onnx_is_refused_naming_the_file(onnx_dir, corpu
     (lambda manifest: manifest.update(model="../model.onnx"), '"model"'),
     (lambda manifest: manifest["head"].update(type="tree"), 'head "type"'),
     (lambda manifest: manifest.update(format="frozen"), '"format"'),
+    (lambda manifest: manifest.pop("tokenizer"), '"tokenizer"'),
 ])
 def test_a_manifest_that_does_not_fit_is_refused(change, expected, onnx_dir, corpus_dir, tmp_path):
     """serving.json changed and sealed again (integrity passes): its own checks refuse it."""
@@ -243,6 +244,20 @@ def test_a_manifest_that_does_not_fit_is_refused(change, expected, onnx_dir, cor
     integrity.seal_artifact(str(folder), "export.py")
     assert_user_error(run("inference.py", "--model_dir", folder, "--input", os.path.join(corpus_dir, "test.txt")),
                       f"{path}: expected", expected)
+
+
+def test_raw_text_is_tokenized_with_the_folders_patterns(onnx_dir, tmp_path):
+    """tokenizer.json, not this installation's tables: patterns that cannot build a tokenizer are
+    named when the first text comes (CoNLL input never needs them)."""
+    folder = tmp_path / "patterns"
+    shutil.copytree(onnx_dir, folder)
+    patterns = folder / model_folder.TOKENIZER_PATTERNS
+    patterns.write_text(json.dumps({**json.loads(patterns.read_text()), "token": "("}))
+    integrity.seal_artifact(str(folder), "export.py")
+    text = tmp_path / "text.txt"
+    text.write_text("Anna lives in Lisbon.\n")
+    assert_user_error(run("inference.py", "--model_dir", folder, "--input", text, "--format", "text"),
+                      f"{patterns}: corrupt or unreadable tokenizer patterns")
 
 
 def test_the_onnx_folder_is_owned_like_the_others(model_dir, tmp_path):
