@@ -155,6 +155,20 @@ def test_feature_model_inference_on_the_onnx_folder_writes_the_checkpoints_bytes
     assert outputs[0] == outputs[1]
 
 
+def test_a_softmax_qrnn_model_through_its_onnx_folder_writes_the_checkpoints_bytes(corpus_dir, emb_dir, tmp_path):
+    """The softmax head decoded by numpy, and the QRNN's fo-pooling as an ONNX Loop, end to end."""
+    from conftest import train_tiny
+    model_dir = train_tiny(corpus_dir, emb_dir, str(tmp_path / "qrnn"), "--set", "encoder=qrnn", "--set", "use_crf=false")
+    folder = export_onnx(model_dir, tmp_path / "onnx")
+    outputs = []
+    for each in (model_dir, folder):
+        out = tmp_path / f"{os.path.basename(each)}.txt"
+        done = run("inference.py", "--model_dir", each, "--input", os.path.join(corpus_dir, "test.txt"), "--output", out)
+        assert done.returncode == 0, done.stderr.decode()
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
 @pytest.mark.parametrize("fmt", ["conll", "text"])
 def test_inference_tags_with_the_onnx_folder_where_tensorflow_cannot_be_imported(fmt, model_dir, onnx_dir, corpus_dir,
                                                                                  tmp_path):
