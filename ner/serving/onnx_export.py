@@ -32,6 +32,7 @@ from ner import integrity, model_folder
 from ner.config import Config
 from ner.data.tokenizer import tokenizer_patterns
 from ner.data.vocabulary import vocabulary_files
+from ner.serving.artifacts import _write_manifest as write_manifest
 from ner.serving.artifacts import head_description, write_artifact
 from ner.serving.onnx_tagger import FORMAT, OUTPUT, WRITER, input_names
 
@@ -227,9 +228,7 @@ def write_onnx(model, model_dir: str, folder: str, int8: bool) -> None:
     onnx.save(onnx_model(model), path)
     if int8:
         quantized(path)
-    with open(os.path.join(folder, model_folder.MANIFEST), "w", encoding="utf-8") as f:
-        json.dump(manifest(model, int8), f, indent=2)
-        f.write("\n")
+    write_manifest(folder, manifest(model, int8))
     with open(os.path.join(folder, model_folder.TOKENIZER_PATTERNS), "w", encoding="utf-8") as f:
         json.dump(tokenizer_patterns(), f)
     meta = model_folder.read_json(os.path.join(model_dir, model_folder.VOCABULARY_META), "missing")
