@@ -222,10 +222,15 @@ def test_every_config_key_is_documented():
     assert not missing, f"docs/configuration.md does not document {missing}"
 
 
+def code_blocks(text: str) -> list[str]:
+    """The text of each of a page's plain code blocks (those a reader pastes into a shell)."""
+    return re.findall(r"^```\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL)
+
+
 def command_lines(text: str):
     """(script, flags) for each command line in the pages' code blocks that calls a checked command:
     `python SCRIPT.py ...` or `ner-NAME ...`, alone, after `VAR=...` or `$ `, or after a pipe."""
-    for block in re.findall(r"^```\n(.*?)^```", text, flags=re.MULTILINE | re.DOTALL):
+    for block in code_blocks(text):
         commands = []
         for line in block.splitlines():
             code = line.split(" #")[0]
@@ -254,3 +259,16 @@ def test_every_flag_a_page_shows_is_one_its_command_takes(page):
     for script, flags in command_lines(read(page)):
         unknown = sorted({flag for flag in flags if not re.search(rf"(?<![\w-]){flag}(?![\w-])", help_text(script))})
         assert not unknown, f"{os.path.relpath(page, ROOT)}: {script} --help knows no {unknown}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda path: os.path.relpath(path, ROOT))
+def test_a_block_that_starts_a_command_in_the_background_waits_for_it_and_stops_it(page):
+    """Pasted whole, such a block works: `curl -s` right after `ner-serve ... &` found nothing
+    listening yet and printed nothing, and the service stayed behind holding its port."""
+    for block in code_blocks(read(page)):
+        lines = [line.split(" #")[0].strip() for line in block.splitlines()]
+        for at, line in enumerate(lines):
+            if line.endswith("&"):
+                assert at + 1 < len(lines) and lines[at + 1].startswith("sleep "), (
+                    f"{os.path.relpath(page, ROOT)}: nothing waits after `{line}` before the next command")
+                assert "kill %1" in lines[at + 2:], f"{os.path.relpath(page, ROOT)}: nothing stops `{line}`"
