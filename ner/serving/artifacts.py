@@ -71,7 +71,7 @@ def head_description(model: Tagger) -> dict | None:
     return {**model.head.description(), "tags": model.iob2_tag_names()}
 
 
-def _write_manifest(folder: str, manifest: dict) -> None:
+def write_manifest(folder: str, manifest: dict) -> None:
     with open(os.path.join(folder, model_folder.MANIFEST), "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
@@ -90,7 +90,7 @@ def export(model, config_path: str, folder: str) -> None:
     def names(signature):
         return {"inputs": {key: value.name for key, value in signatures[signature].inputs.items()},
                 "outputs": {key: value.name for key, value in signatures[signature].outputs.items()}}
-    _write_manifest(folder, {**names(model_folder.SIGNATURE),
+    write_manifest(folder, {**names(model_folder.SIGNATURE),
                              "feature_columns": list(model.config.feature_columns),
                              "context_words": model.config.context_words,
                              "tokenizer": names(model_folder.TOKENIZER_SIGNATURE),
@@ -244,7 +244,7 @@ def freeze(model, config_path: str, folder: str) -> None:
     graph_def, manifest = frozen_graph(model)
     with open(os.path.join(folder, model_folder.FROZEN_GRAPH), "wb") as f:
         f.write(graph_def.SerializeToString())
-    _write_manifest(folder, manifest)
+    write_manifest(folder, manifest)
     shutil.copyfile(config_path, os.path.join(folder, model_folder.CONFIG))
     integrity.seal_artifact(folder, "freeze.py")
 

@@ -66,7 +66,7 @@ def _check_json_values(value, path: str) -> None:
             _check_json_values(item, path)
 
 
-def _string(mapping: dict, key: str, path: str, parent: str = "") -> str:
+def string_value(mapping: dict, key: str, path: str, parent: str = "") -> str:
     value = mapping.get(key)
     if not isinstance(value, str):
         raise ValueError(f'{path}: expected a string "{key}"' + (f' in "{parent}"' if parent else ""))
@@ -86,7 +86,7 @@ def _floats(value, count: int) -> bool:
             and all(type(x) in (int, float) and abs(x) <= FLOAT32_MAX for x in value))
 
 
-def _check_head(head, path: str) -> None:
+def check_head(head, path: str) -> None:
     """serving.json's "head" (ner.serving.artifacts.head_description), as inference/cc/head.cc checks it."""
     if not isinstance(head, dict):
         raise ValueError(f'{path}: expected an object "head"')
@@ -108,18 +108,18 @@ def _check_head(head, path: str) -> None:
 
 def check_manifest(manifest: dict, path: str) -> None:
     """The checks that need no graph, in the order of tagger.cc's ParseManifest (the same message first)."""
-    graph = _string(manifest, "graph", path)
+    graph = string_value(manifest, "graph", path)
     if graph in ("", ".", "..") or "/" in graph:
         raise ValueError(f'{path}: expected "graph" to be a file name inside the folder, found "{graph}"')
-    _string(manifest, "init_op", path)
+    string_value(manifest, "init_op", path)
     inputs, outputs = _object(manifest, "inputs", path), _object(manifest, "outputs", path)
     columns = manifest.get("feature_columns")
     if not isinstance(columns, list) or not all(type(c) is int and 1 <= c <= MAX_FEATURE_COLUMN for c in columns):
         raise ValueError(f'{path}: expected "feature_columns" to be a list of column numbers from 1 to {MAX_FEATURE_COLUMN}')
     for key in ("words", "lengths"):
-        _string(inputs, key, path, "inputs")
+        string_value(inputs, key, path, "inputs")
     if columns:
-        _string(inputs, "features", path, "inputs")
+        string_value(inputs, "features", path, "inputs")
     elif "features" in inputs:
         raise ValueError(f'{path}: expected no "features" in "inputs", as "feature_columns" is empty')
     context_words = manifest.get("context_words", 0)  # absent in folders written before models read document context
@@ -127,7 +127,7 @@ def check_manifest(manifest: dict, path: str) -> None:
         raise ValueError(f'{path}: expected "context_words" to be a whole number from 0 to {MAX_CONTEXT_WORDS}')
     for key in CONTEXT_INPUTS:
         if context_words:
-            _string(inputs, key, path, "inputs")
+            string_value(inputs, key, path, "inputs")
         elif key in inputs:
             raise ValueError(f'{path}: expected no "{key}" in "inputs", as "context_words" is 0')
     libraries = manifest.get("op_libraries", [])
@@ -136,15 +136,15 @@ def check_manifest(manifest: dict, path: str) -> None:
         raise ValueError(f'{path}: expected "op_libraries" to be a list of file names')
     if "tokenizer" in manifest:
         tokenizer = _object(manifest, "tokenizer", path)
-        _string(_object(tokenizer, "inputs", path), "text", path, "tokenizer inputs")
+        string_value(_object(tokenizer, "inputs", path), "text", path, "tokenizer inputs")
         for key in TOKENIZER_OUTPUTS:
-            _string(_object(tokenizer, "outputs", path), key, path, "tokenizer outputs")
+            string_value(_object(tokenizer, "outputs", path), key, path, "tokenizer outputs")
     if "head" in manifest:
-        _check_head(manifest["head"], path)
-        _string(outputs, "emissions", path, "outputs")
+        check_head(manifest["head"], path)
+        string_value(outputs, "emissions", path, "outputs")
     else:
         for key in ("tags", "confidence"):
-            _string(outputs, key, path, "outputs")
+            string_value(outputs, key, path, "outputs")
 
 
 def read_frozen_files(folder: str) -> tuple[Config, dict, str, str]:

@@ -32,8 +32,7 @@ from ner import integrity, model_folder
 from ner.config import Config
 from ner.data.tokenizer import tokenizer_patterns
 from ner.data.vocabulary import vocabulary_files
-from ner.serving.artifacts import _write_manifest as write_manifest
-from ner.serving.artifacts import head_description, write_artifact
+from ner.serving.artifacts import head_description, write_artifact, write_manifest
 from ner.serving.onnx_tagger import FORMAT, OUTPUT, WRITER, input_names
 
 # tf2onnx 1.17 writes opsets up to 18; ONNX Runtime 1.31 runs models of IR version up to 13, and

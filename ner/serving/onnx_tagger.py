@@ -19,7 +19,7 @@ import numpy as np
 from ner import integrity, model_folder
 from ner.config import Config
 from ner.model_folder import read_json_text, reading
-from ner.serving.manifest import _check_head, _string, file_inside, read_manifest
+from ner.serving.manifest import check_head, file_inside, read_manifest, string_value
 from ner.serving.numpy_head import NumpyHead
 
 FORMAT = "onnx"
@@ -43,7 +43,7 @@ def check_onnx_manifest(manifest: dict, path: str, config: Config, config_path: 
     if manifest.get("format") != FORMAT:
         raise ValueError(f'{path}: expected "format" to be "{FORMAT}"')
     for key in ("model", "tokenizer"):
-        name = _string(manifest, key, path)
+        name = string_value(manifest, key, path)
         if name in ("", ".", "..") or "/" in name:
             raise ValueError(f'{path}: expected "{key}" to be a file name inside the folder, found "{name}"')
     expected = input_names(config)
@@ -59,7 +59,7 @@ def check_onnx_manifest(manifest: dict, path: str, config: Config, config_path: 
                          f'found {manifest.get("feature_columns")}')
     if manifest.get("context_words") != 0 or config.context_words:
         raise ValueError(f'{path}: expected "context_words" 0: ONNX folders serve models that read sentences alone')
-    _check_head(manifest.get("head"), path)
+    check_head(manifest.get("head"), path)
 
 
 def read_onnx_files(folder: str) -> tuple[Config, dict, str]:
