@@ -24,6 +24,12 @@ def user_errors():
         yield
     except USER_ERRORS as e:
         raise SystemExit(str(e)) from None
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.partition(".")[0] == "ner":
+            raise
+        # A checkout's command run by a Python without the project's packages (outside .venv).
+        raise SystemExit(f"{e.name} is not installed for {sys.executable}: run the command in the project's "
+                         "environment (source .venv/bin/activate) or install the package there (pip install .)") from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -236,6 +236,16 @@ def test_ctrl_c_ends_a_command_with_one_line_and_the_shells_status(model_dir):
     assert process.returncode == 130 and stderr.decode().splitlines() == ["interrupted"], stderr
 
 
+@pytest.mark.parametrize("command", ["embvec.py", "inference.py"])
+def test_a_python_without_the_projects_packages_is_told_where_to_run(command, model_dir, corpus_dir, tmp_path):
+    """python -S: no site-packages, as a checkout's command run outside .venv finds none of ours."""
+    args = {"embvec.py": ["--data_dir", corpus_dir, "--out", tmp_path / "emb"],
+            "inference.py": ["--model_dir", model_dir, "--input", os.path.join(corpus_dir, "test.txt")]}[command]
+    done = subprocess.run([sys.executable, "-S", os.path.join(ROOT, command), *map(str, args)], capture_output=True)
+    assert_user_error(done, "is not installed for", "source .venv/bin/activate")
+    assert not (tmp_path / "emb").exists()
+
+
 def test_inference_batch_size_must_be_positive(model_dir, corpus_dir):
     done = run("inference.py", "--model_dir", model_dir, "--input", os.path.join(corpus_dir, "test.txt"),
                "--batch_size", "0")

