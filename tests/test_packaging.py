@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 
 import pytest
 
@@ -77,11 +78,9 @@ def no_deps_requirements() -> list[str]:
     return [line for line in lines if line]
 
 
-@pytest.mark.install
-def test_the_package_installed_into_a_fresh_venv_trains_and_tags(tmp_path):
-    """`pip install .` plus the one --no-deps line, as the README says, then a job from another folder.
-    Installs from a copy of what the package is built from, so that a stale build/ in the checkout
-    cannot leak in and nothing else of the checkout is needed. About 100 s with the downloads here."""
+def package_source_and_venv(tmp_path) -> tuple[str, str]:
+    """A copy of what the package is built from, so that a stale build/ in the checkout cannot leak
+    into an install and nothing else of the checkout is needed, and a fresh venv: (their folders)."""
     source = tmp_path / "source"
     source.mkdir()
     for name in PACKAGE_SOURCES:
@@ -92,20 +91,41 @@ def test_the_package_installed_into_a_fresh_venv_trains_and_tags(tmp_path):
             shutil.copy(path, source / name)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    for install in ([str(source)], ["--no-deps", *no_deps_requirements()]):
-        done = subprocess.run(pip + install, capture_output=True, text=True, timeout=1200)
-        assert done.returncode == 0, done.stderr[-5000:]
+    return str(source), str(venv)
 
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+def pip_install(venv: str, *install: str) -> None:
+    done = subprocess.run([os.path.join(venv, "bin", "python"), "-m", "pip", "install", "--quiet",
+                           "--disable-pip-version-check", *install], capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-5000:]
+
+
+def venv_environment() -> dict[str, str]:
+    """This process's environment without this venv's and the checkout's paths: for a fresh venv's commands."""
+    return {name: value for name, value in os.environ.items() if name not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+def venv_runner(venv: str, work) -> Callable[..., subprocess.CompletedProcess]:
+    """run(command, *args): the venv's command in the folder `work` (made here, outside the
+    checkout) with venv_environment(); asserts that it succeeds."""
+    os.makedirs(work, exist_ok=True)
 
     def run(*command: str) -> subprocess.CompletedProcess:
-        done = subprocess.run([str(venv / "bin" / command[0]), *command[1:]], capture_output=True, text=True,
-                              cwd=work, env=env, timeout=600)
+        done = subprocess.run([os.path.join(venv, "bin", command[0]), *command[1:]], capture_output=True, text=True,
+                              cwd=work, env=venv_environment(), timeout=600)
         assert done.returncode == 0, (command, done.stderr[-5000:])
         return done
+    return run
+
+
+@pytest.mark.install
+def test_the_package_installed_into_a_fresh_venv_trains_and_tags(tmp_path):
+    """`pip install .` plus the one --no-deps line, as the README says, then a job from another folder.
+    About 100 s with the downloads here."""
+    source, venv = package_source_and_venv(tmp_path)
+    for install in ([str(source)], ["--no-deps", *no_deps_requirements()]):
+        pip_install(venv, *install)
+    run = venv_runner(venv, tmp_path / "work")
 
     imported = run("python", "-c", "import ner; print(ner.__file__)").stdout.strip()
     assert imported.startswith(str(venv)), imported
