@@ -71,9 +71,9 @@ def test_help_and_a_bad_flag_load_neither_tensorflow_nor_beam(module):
     assert done.stdout.splitlines()[-1] == "loaded: []", done
 
 
-def no_deps_requirements() -> list[str]:
-    """requirements-no-deps.txt's requirements (what `pip install --no-deps -r` installs)."""
-    with open(os.path.join(ROOT, "requirements-no-deps.txt"), encoding="utf-8") as f:
+def requirements(name: str) -> list[str]:
+    """The requirements in the checkout's requirements file `name` (what `pip install -r` installs)."""
+    with open(os.path.join(ROOT, name), encoding="utf-8") as f:
         lines = [line.split("#")[0].strip() for line in f]
     return [line for line in lines if line]
 
@@ -123,7 +123,7 @@ def test_the_package_installed_into_a_fresh_venv_trains_and_tags(tmp_path):
     """`pip install .` plus the one --no-deps line, as the README says, then a job from another folder.
     About 100 s with the downloads here."""
     source, venv = package_source_and_venv(tmp_path)
-    for install in ([str(source)], ["--no-deps", *no_deps_requirements()]):
+    for install in ([str(source)], ["--no-deps", *requirements("requirements-no-deps.txt")]):
         pip_install(venv, *install)
     run = venv_runner(venv, tmp_path / "work")
 
