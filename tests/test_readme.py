@@ -36,7 +36,7 @@ RAW_TEXT, COLUMNS = "raw text", "CoNLL POS/chunk columns"
 NOT_MEASURED = re.compile(r"\b(?:being measured|not measured)\b")
 # JSON files that the pages name and that are no config: model-folder, serving and weight files.
 FORMAT_FILES = {"config.json", "serving.json", "meta.json", "integrity.json", "results.json", "options.json",
-                "bert_config.json", "tokenizer_config.json"}
+                "bert_config.json", "tokenizer_config.json", "tokenizer.json"}
 # Commands whose flags the pages may show, by how a page calls them: the script whose --help lists them.
 CONSOLE_COMMANDS = {"ner-embvec": "embvec.py", "ner-train": "train.py", "ner-inference": "inference.py",
                     "ner-export": "export.py", "ner-freeze": "freeze.py", "ner-serve": "serve.py",

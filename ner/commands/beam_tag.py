@@ -11,7 +11,7 @@ Each file that --input matches is a shard; OUTPUT/<its name> receives exactly wh
 `ner-inference --input SHARD` writes (tags in the shard's own scheme with --scheme auto).
 Shards are read on the workers and cut into the batches ner-inference would tag (sentences
 sorted by length), the batches are spread over the workers and tagged by a Beam ModelHandler
-that loads the model (a model folder, its export/ or frozen/) once per worker process, and
+that loads the model (a model folder, its export/, frozen/ or onnx/) once per worker process, and
 each shard's tagged sentences are put back in order and written as one file. A model trained
 with bert_context=document reads each sentence beside its document in its shard (-DOCSTART-
 documents in CoNLL, blank-line documents in text). A malformed sentence (or text line) does

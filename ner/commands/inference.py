@@ -32,7 +32,8 @@ from ner.data import limits
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True,
-                        help="a model folder written by ner-train, or its export/ or frozen/ folder")
+                        help="a model folder written by ner-train, or its export/, frozen/ or onnx/ folder "
+                             "(onnx/: no TensorFlow needed)")
     parser.add_argument("--input", required=True, help="input file, or - for stdin")
     parser.add_argument("--format", choices=("conll", "text"), default="conll", help="input format (default conll)")
     parser.add_argument("--output", default="-", help="output file, or - for stdout (default)")

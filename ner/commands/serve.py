@@ -24,7 +24,8 @@ from ner import cli
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", required=True,
-                        help="the model: an export/ folder (ner-export), a frozen/ folder or a model folder")
+                        help="the model: a frozen/ folder (ner-freeze; fastest to start), an export/ folder (ner-export), "
+                             "an onnx/ folder (ner-export --format onnx; no TensorFlow needed) or a model folder")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, default=8897, help="port (default 8897)")
