@@ -28,8 +28,10 @@ def user_errors():
         if not e.name or e.name.partition(".")[0] == "ner":
             raise
         # A checkout's command run by a Python without the project's packages (outside .venv).
+        onnx = " (an ONNX folder tags without it: ner-export --format onnx)" if e.name.startswith("tensorflow") else ""
         raise SystemExit(f"{e.name} is not installed for {sys.executable}: run the command in the project's "
-                         "environment (source .venv/bin/activate) or install the package there (pip install .)") from None
+                         f"environment (source .venv/bin/activate) or install the package there (pip install .){onnx}"
+                         ) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
