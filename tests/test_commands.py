@@ -4,6 +4,7 @@ nothing written, deleted or clobbered."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 
@@ -306,6 +307,15 @@ def test_artifact_commands_refuse_what_they_would_destroy(command, model_dir, tm
 
 def test_serve_reports_a_missing_model(tmp_path):
     assert_user_error(run("serve.py", "--model_dir", tmp_path / "none"), "none", "model folder not found")
+
+
+def test_serve_names_the_flag_when_its_port_is_taken(model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert_user_error(run("serve.py", "--model_dir", model_dir, "--port", port),
+                          f"127.0.0.1:{port}: the address is in use", "--port")
 
 
 def test_beam_tag_reports_bad_arguments(feature_model_dir, tmp_path):

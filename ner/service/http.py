@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -632,5 +633,10 @@ def serve(model_dir: str, host: str, port: int, max_batch: int, max_wait: float,
     # run_app calls `print` once the socket listens: only then does the line say so.
     listening = f"serving {model_dir} on http://{host}:{port}/ (Ctrl-C stops)"
     # uvloop's event loop (libuv): less Python per request than asyncio's (experiments/RESULTS.md).
-    web.run_app(app, host=host, port=port, access_log=None, loop=uvloop.new_event_loop(),
-                print=lambda _: print(listening, file=sys.stderr, flush=True))
+    try:
+        web.run_app(app, host=host, port=port, access_log=None, loop=uvloop.new_event_loop(),
+                    print=lambda _: print(listening, file=sys.stderr, flush=True))
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(f"{host}:{port}: the address is in use (another service on it?): choose a port with --port") from None
