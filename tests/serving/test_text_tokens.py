@@ -97,7 +97,7 @@ from ner.data.vocabulary import load_vocabulary
 from ner.serving.ids import IdMapper
 from ner.serving.text_tokens import tokenize_texts
 
-tokens = tokenize_texts(["Peter Blackburn went to Zu\\u0308rich ."])[0]
+tokens = tokenize_texts(["Anka Velmar went to Zu\\u0308rich ."])[0]
 words = np.array([[token for token, _, _ in tokens]], dtype=object)
 mapper = IdMapper(load_vocabulary(sys.argv[1]), Config(casing_dim=4, feature_columns=[1, 2]))
 inputs = mapper.inputs(words, [len(tokens)], np.full(words.shape + (2,), "NN", dtype=object))
