@@ -116,6 +116,17 @@ def test_onnx_emissions_and_tags_equal_the_checkpoints_on_the_test_set(which, mo
     np.testing.assert_allclose(tagged["confidence"], reference["confidence"].numpy(), atol=1e-4)
 
 
+def test_a_batch_run_a_few_rows_at_a_time_gives_the_scores_of_one_run(model_dir, onnx_dir, corpus_dir, monkeypatch):
+    from ner.serving import onnx_tagger
+    tagger = onnx_tagger.OnnxTagger(onnx_dir)
+    sentences = [s for s in read_conll(os.path.join(corpus_dir, "test.txt")) if not s.docstart]
+    batch = padded_batch(sentences, [])
+    inputs = tagger._ids.inputs(batch["words"].astype(str), batch["lengths"], batch["features"])
+    whole = tagger.emissions(inputs)
+    monkeypatch.setattr(onnx_tagger, "CHAR_POSITIONS_PER_RUN", inputs["char_ids"][0].size * 2)  # two rows per run
+    assert len(sentences) > 2 and np.array_equal(tagger.emissions(inputs), whole)
+
+
 def test_int8_quantizes_the_lstm_and_matrix_products_only(model_dir, tmp_path):
     folder = export_onnx(model_dir, tmp_path / "int8", "--int8")
     export_onnx(model_dir, folder, "--int8")  # quantizing leaves no file of its own behind to refuse
