@@ -142,16 +142,18 @@ class CRF(tf.Module):
         return tf.where(tf.sequence_mask(lengths, num_steps), tags, 0), best_scores
 
     def marginals(self, emissions, lengths):
-        """Forward-backward -> [B, T, N] posterior p(tag_t | emissions); rows beyond length are finite filler."""
-        transitions, start, end = self.scores()
-        emissions_tm, emissions_ta = _time_major(emissions)
+        """Forward-backward -> [B, T, N] posterior p(tag_t | emissions); rows beyond length are finite filler.
+        In float64: log messages grow with the sentence (and a forbidden move adds -1e4), and
+        float32's rounding of them was up to 4e-4 of a confidence on CoNLL-2003 test."""
+        transitions, start, end = (tf.cast(scores, tf.float64) for scores in self.scores())
+        emissions_tm, emissions_ta = _time_major(tf.cast(emissions, tf.float64))
         lengths_col = lengths[:, None]
         final_alpha, alphas = self._forward(emissions_tm, emissions_ta, lengths_col, transitions, start,
                                             keep_history=True)
         betas = self._backward(emissions_tm, emissions_ta, lengths_col, transitions, end)
         log_partition = _logsumexp(final_alpha + end, axis=1)
         log_marginals = alphas + betas - log_partition[None, :, None]
-        return tf.exp(tf.transpose(log_marginals, [1, 0, 2]))
+        return tf.cast(tf.exp(tf.transpose(log_marginals, [1, 0, 2])), tf.float32)
 
     def posteriors(self, emissions, lengths):
         """marginals() computed the fastest way for the batch: a sentence or a few take the
