@@ -45,7 +45,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 
-import uvloop
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -626,15 +625,24 @@ def make_app(model, model_dir: str, max_batch: int = 32, max_wait: float = 0.0, 
     return app
 
 
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop (libuv) where it is installed: less Python per request than asyncio's
+    (experiments/RESULTS.md); the serving install leaves it out (14 MB, docs/serving.md)."""
+    try:
+        import uvloop
+    except ModuleNotFoundError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def serve(model_dir: str, host: str, port: int, max_batch: int, max_wait: float, max_queue: int, limits: Limits):
     """serve.py's one call: loads the model and answers requests until interrupted."""
     from ner.serving.loaders import load_model
     app = make_app(load_model(model_dir), model_dir, max_batch, max_wait, max_queue, limits)
     # run_app calls `print` once the socket listens: only then does the line say so.
     listening = f"serving {model_dir} on http://{host}:{port}/ (Ctrl-C stops)"
-    # uvloop's event loop (libuv): less Python per request than asyncio's (experiments/RESULTS.md).
     try:
-        web.run_app(app, host=host, port=port, access_log=None, loop=uvloop.new_event_loop(),
+        web.run_app(app, host=host, port=port, access_log=None, loop=event_loop(),
                     print=lambda _: print(listening, file=sys.stderr, flush=True))
     except OSError as e:
         if e.errno != errno.EADDRINUSE:

@@ -22,6 +22,7 @@ TensorFlow code), where building the ONNX graph by hand would repeat every layer
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -205,9 +206,14 @@ def quantized(path: str) -> None:
     from onnxruntime.quantization import quantize_dynamic
     original = path + ".float"
     os.replace(path, original)
+    # It advises "pre-processing before quantization" on the root logger: shape inference, which
+    # dynamic quantization of LSTM and MatMul does not need. The user cannot act on it.
+    root_level = logging.root.level
+    logging.root.setLevel(logging.ERROR)
     try:
         quantize_dynamic(original, path, op_types_to_quantize=list(QUANTIZED_OPS))
     finally:
+        logging.root.setLevel(root_level)
         os.remove(original)
 
 
