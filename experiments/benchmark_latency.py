@@ -1,12 +1,13 @@
 """Single-sentence tagging latency on one thread: Python (the frozen graph on the C++ runner's
 library, as inference.py runs it once built, and in a TensorFlow session; the SavedModel
-signature when exported) and the C++ runner, plus where the time goes in the frozen graph
+signature when exported; ONNX folders on ONNX Runtime) and the C++ runner, plus where the time goes in the frozen graph
 (timing the graph cut after each part: featurization, embeddings, BiLSTM, CRF).
 
     python experiments/benchmark_latency.py --model_dir runs/NAME --input FILE.conll [--record]
 
-Needs runs/NAME/frozen (freeze.py); the C++ figure needs build/cc/tagger and the SavedModel one
-runs/NAME/export. Each sentence is tagged alone, in file order; the first is left out (it pays
+Needs runs/NAME/frozen (freeze.py); the C++ figure needs build/cc/tagger, the SavedModel one
+runs/NAME/export and the ONNX ones runs/NAME/onnx and runs/NAME/onnx-int8 (benchmark_onnx.py
+writes them). Each sentence is tagged alone, in file order; the first is left out (it pays
 for graph optimisation). --record adds the medians to experiments/results.json.
 """
 from __future__ import annotations
@@ -36,6 +37,9 @@ from ner import model_folder  # noqa: E402
 from ner.data import conll  # noqa: E402
 from ner.model.tagging import tag_sentences  # noqa: E402
 from ner.serving import loaders  # noqa: E402
+from ner.serving.onnx_tagger import OnnxTagger  # noqa: E402
+
+from benchmark_onnx import INT8_DIR  # noqa: E402
 
 
 def single_inputs(sentence: conll.Sentence, feature_columns: list[int]):
@@ -154,6 +158,19 @@ def main(argv=None):
         medians["latency_ms_python_1thread"] = statistics.median(native_times)
         print(f"Python, libtagger:      mean {statistics.mean(native_times):.3f} ms, "
               f"median {medians['latency_ms_python_1thread']:.3f} ms per sentence")
+    for folder in (os.path.join(args.model_dir, model_folder.ONNX_DIR), os.path.join(args.model_dir, INT8_DIR)):
+        if not os.path.isdir(folder):
+            continue
+        onnx = OnnxTagger(folder, threads=1)
+        kind = "onnx_int8" if onnx.int8 else "onnx"
+        onnx_times = latencies_ms(onnx.predict, sentences, columns)
+        medians[f"latency_ms_{kind}_1thread"] = statistics.median(onnx_times)
+        print(f"Python, {folder}: mean {statistics.mean(onnx_times):.3f} ms, median {statistics.median(onnx_times):.3f} "
+              "ms per sentence")
+        if not columns:
+            text_times = text_latencies_ms(onnx, sentences)
+            medians[f"latency_ms_{kind}_text_1thread"] = statistics.median(text_times)
+            print(f"Python, {folder}, raw text (tokenize + tag): median {statistics.median(text_times):.3f} ms per text")
     session_times = latencies_ms(frozen.predict, sentences, columns)
     medians["latency_ms_python_session_1thread"] = statistics.median(session_times)
     print(f"Python, TF session:     mean {statistics.mean(session_times):.3f} ms, "

@@ -1,6 +1,7 @@
 """Batch tagging throughput of inference.py's path (load_model + tag_sentences) on all
-cores: tokens per second over a whole CoNLL file for a model folder, its export/ and its
-frozen/ folder, with each one's load time and the process's peak resident memory.
+cores: tokens per second over a whole CoNLL file for a model folder, its export/, its
+frozen/, onnx/ and onnx-int8/ folders (benchmark_onnx.py writes the last two), with each one's
+load time and the process's peak resident memory.
 
     python experiments/benchmark_throughput.py --model_dir runs/NAME --input FILE.conll [--record]
 
@@ -28,6 +29,8 @@ import results  # noqa: E402
 from ner import model_folder  # noqa: E402
 from ner.data import conll  # noqa: E402
 
+from benchmark_onnx import INT8_DIR  # noqa: E402
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -43,7 +46,9 @@ def main(argv=None):
     print(f"{len(sentences)} sentences, {tokens} tokens, batch {args.batch_size}")
     figures = {}
     for kind, folder in (("checkpoint", args.model_dir), ("export", os.path.join(args.model_dir, model_folder.EXPORT_DIR)),
-                         ("frozen", os.path.join(args.model_dir, model_folder.FROZEN_DIR))):
+                         ("frozen", os.path.join(args.model_dir, model_folder.FROZEN_DIR)),
+                         ("onnx", os.path.join(args.model_dir, model_folder.ONNX_DIR)),
+                         ("onnx_int8", os.path.join(args.model_dir, INT8_DIR))):
         if not os.path.isdir(folder):
             continue
         started = time.perf_counter()
