@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -32,14 +33,13 @@ from ner import tf_options  # noqa: E402
 
 tf_options.prefer_plain_cpu_kernels()  # as inference.py does, before serving imports TensorFlow
 import results  # noqa: E402
+from benchmark_onnx import INT8_DIR  # noqa: E402
 
 from ner import model_folder  # noqa: E402
 from ner.data import conll  # noqa: E402
 from ner.model.tagging import tag_sentences  # noqa: E402
 from ner.serving import loaders  # noqa: E402
 from ner.serving.onnx_tagger import OnnxTagger  # noqa: E402
-
-from benchmark_onnx import INT8_DIR  # noqa: E402
 
 
 def single_inputs(sentence: conll.Sentence, feature_columns: list[int]):
@@ -48,31 +48,31 @@ def single_inputs(sentence: conll.Sentence, feature_columns: list[int]):
     return words, np.array([len(sentence)], dtype=np.int32), features.reshape(1, len(sentence), len(feature_columns))
 
 
-def latencies_ms(predict, sentences, feature_columns) -> list[float]:
-    """predict(words, lengths, features) on each sentence alone -> ms per call, the first left out."""
-    times = []
-    for sentence in sentences:
-        inputs = single_inputs(sentence, feature_columns)
-        start = time.perf_counter()
-        predict(*inputs)
-        times.append((time.perf_counter() - start) * 1000)
-    return times[1:]
+class Probe(NamedTuple):
+    sentence: conll.Sentence
+    inputs: tuple  # single_inputs(sentence)
+    text: str  # its words joined by spaces: raw text in
 
 
-def tagging_overhead_ms(model, sentences, feature_columns) -> tuple[list[float], list[float]]:
-    """model.predict alone against tag_sentences (what inference.py, the service and Beam call)
-    on each sentence alone, taking turns so that a change in load hits both alike -> (ms per
-    predict call, ms per tag_sentences call), the first sentence left out."""
-    predict_times, tagging_times = [], []
+def turns_ms(calls: dict, sentences, feature_columns) -> dict[str, list[float]]:
+    """Each sentence through every call in turn (call(Probe)), so that a change in the machine's
+    load hits them alike -> ms per call for each name, the first sentence left out (it pays for
+    graph optimisation)."""
+    times = {name: [] for name in calls}
     for sentence in sentences:
-        inputs = single_inputs(sentence, feature_columns)
-        start = time.perf_counter()
-        model.predict(*inputs)
-        predict_times.append((time.perf_counter() - start) * 1000)
-        start = time.perf_counter()
-        tag_sentences(model, [sentence], "iob2", 1)
-        tagging_times.append((time.perf_counter() - start) * 1000)
-    return predict_times[1:], tagging_times[1:]
+        item = Probe(sentence, single_inputs(sentence, feature_columns), " ".join(sentence.words))
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call(item)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return {name: values[1:] for name, values in times.items()}
+
+
+def tagged_text(model, text: str):
+    """Raw text through the model's tokenizer, then predict."""
+    (tokens,) = model.tokenize([text])
+    words = np.array([[word for word, _, _ in tokens]], dtype=object)
+    return model.predict(words, np.array([len(tokens)], np.int32), np.zeros((1, len(tokens), 0), dtype=object))
 
 
 def stages(frozen: loaders.FrozenTagger) -> list[tuple[str, list[str]]]:
@@ -113,20 +113,6 @@ def breakdown(frozen, sentences, feature_columns) -> list[tuple[str, float]]:
     return rows
 
 
-def text_latencies_ms(model, sentences) -> list[float]:
-    """Each sentence as raw text (its words joined by spaces): the model's tokenizer graph, then
-    predict -> ms per text, the first left out."""
-    times = []
-    for sentence in sentences:
-        text = " ".join(sentence.words)
-        start = time.perf_counter()
-        (tokens,) = model.tokenize([text])
-        words = np.array([[word for word, _, _ in tokens]], dtype=object)
-        model.predict(words, np.array([len(tokens)], np.int32), np.zeros((1, len(tokens), 0), dtype=object))
-        times.append((time.perf_counter() - start) * 1000)
-    return times[1:]
-
-
 def cpp_latency_ms(binary: str, frozen: str, input_path: str, *options: str) -> tuple[float, float]:
     """-> (mean, median) ms per sentence that the C++ runner reports on stderr."""
     with open(input_path, "rb") as source:
@@ -150,58 +136,50 @@ def main(argv=None):
     columns = frozen.config.feature_columns
     print(f"{len(sentences)} sentences, {statistics.mean(len(s) for s in sentences):.1f} tokens on average")
 
-    medians = {}
+    # name -> (results.json metric or None, call): every Python runtime on the same sentences, in turn.
+    calls = {}
     library = os.path.join(os.path.dirname(args.tagger), "libtagger.so")
     if os.path.exists(library):  # what inference.py runs a frozen folder on once the runner is built
-        native_times = latencies_ms(loaders.NativeFrozenTagger(frozen_dir, library, threads=1).predict, sentences,
-                                    columns)
-        medians["latency_ms_python_1thread"] = statistics.median(native_times)
-        print(f"Python, libtagger:      mean {statistics.mean(native_times):.3f} ms, "
-              f"median {medians['latency_ms_python_1thread']:.3f} ms per sentence")
+        native = loaders.NativeFrozenTagger(frozen_dir, library, threads=1)
+        calls["Python, libtagger"] = ("latency_ms_python_1thread", lambda item: native.predict(*item.inputs))
+        if not columns:  # raw text: the sentences' words joined by spaces
+            calls["Python, libtagger, raw text in"] = ("latency_ms_python_text_1thread",
+                                                       lambda item: tagged_text(native, item.text))
     for folder in (os.path.join(args.model_dir, model_folder.ONNX_DIR), os.path.join(args.model_dir, INT8_DIR)):
-        if not os.path.isdir(folder):
-            continue
-        onnx = OnnxTagger(folder, threads=1)
-        kind = "onnx_int8" if onnx.int8 else "onnx"
-        onnx_times = latencies_ms(onnx.predict, sentences, columns)
-        medians[f"latency_ms_{kind}_1thread"] = statistics.median(onnx_times)
-        print(f"Python, {folder}: mean {statistics.mean(onnx_times):.3f} ms, median {statistics.median(onnx_times):.3f} "
-              "ms per sentence")
-        if not columns:
-            text_times = text_latencies_ms(onnx, sentences)
-            medians[f"latency_ms_{kind}_text_1thread"] = statistics.median(text_times)
-            print(f"Python, {folder}, raw text (tokenize + tag): median {statistics.median(text_times):.3f} ms per text")
-    session_times = latencies_ms(frozen.predict, sentences, columns)
-    medians["latency_ms_python_session_1thread"] = statistics.median(session_times)
-    print(f"Python, TF session:     mean {statistics.mean(session_times):.3f} ms, "
-          f"median {medians['latency_ms_python_session_1thread']:.3f} ms per sentence")
+        if os.path.isdir(folder):
+            onnx = OnnxTagger(folder, threads=1)
+            kind = "onnx_int8" if onnx.int8 else "onnx"
+            calls[f"Python, {kind}"] = (f"latency_ms_{kind}_1thread", lambda item, onnx=onnx: onnx.predict(*item.inputs))
+            if not columns:
+                calls[f"Python, {kind}, raw text in"] = (f"latency_ms_{kind}_text_1thread",
+                                                         lambda item, onnx=onnx: tagged_text(onnx, item.text))
+    calls["Python, TF session"] = ("latency_ms_python_session_1thread", lambda item: frozen.predict(*item.inputs))
     export_dir = os.path.join(args.model_dir, model_folder.EXPORT_DIR)
     if os.path.isdir(export_dir):
-        exported_times = latencies_ms(loaders.ExportedTagger(export_dir).predict, sentences, columns)
-        print(f"Python, SavedModel:     mean {statistics.mean(exported_times):.3f} ms, "
-              f"median {statistics.median(exported_times):.3f} ms per sentence")
-    predict_times, tagging_times = tagging_overhead_ms(loaders.load_checkpoint(args.model_dir), sentences, columns)
-    medians["latency_ms_predict_checkpoint_1thread"] = statistics.median(predict_times)
-    medians["latency_ms_tag_sentences_checkpoint_1thread"] = statistics.median(tagging_times)
-    print(f"checkpoint, predict:    median {statistics.median(predict_times):.3f} ms per sentence; tag_sentences "
-          f"around it: median {statistics.median(tagging_times):.3f} ms "
-          f"({statistics.median(tagging_times) / statistics.median(predict_times):.2f}x)")
+        exported = loaders.ExportedTagger(export_dir)
+        calls["Python, SavedModel"] = (None, lambda item: exported.predict(*item.inputs))
+    checkpoint = loaders.load_checkpoint(args.model_dir)
+    calls["checkpoint, predict"] = ("latency_ms_predict_checkpoint_1thread",
+                                    lambda item: checkpoint.predict(*item.inputs))
+    calls["checkpoint, tag_sentences"] = ("latency_ms_tag_sentences_checkpoint_1thread",
+                                          lambda item: tag_sentences(checkpoint, [item.sentence], "iob2", 1))
+    medians = {}
+    for name, times in turns_ms({name: call for name, (_, call) in calls.items()}, sentences, columns).items():
+        metric = calls[name][0]
+        if metric:
+            medians[metric] = statistics.median(times)
+        print(f"{name + ':':40s} mean {statistics.mean(times):.3f} ms, median {statistics.median(times):.3f} ms per sentence")
     if os.path.exists(args.tagger):
         mean, median = cpp_latency_ms(args.tagger, frozen_dir, args.input)
         medians["latency_ms_cpp_1thread"] = median
         print(f"C++ runner, frozen:     mean {mean:.3f} ms, median {median:.3f} ms per sentence")
-    if not columns and os.path.exists(library):  # raw text: the sentences' words joined by spaces
-        native = loaders.NativeFrozenTagger(frozen_dir, library, threads=1)
-        text_times = text_latencies_ms(native, sentences)
-        medians["latency_ms_python_text_1thread"] = statistics.median(text_times)
-        print(f"Python, libtagger, raw text (tokenize + tag): median {statistics.median(text_times):.3f} ms per text")
-        if os.path.exists(args.tagger):
-            with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as lines:
-                lines.write("".join(" ".join(s.words) + "\n" for s in sentences))
-                lines.flush()
-                mean, median = cpp_latency_ms(args.tagger, frozen_dir, lines.name, "--format", "text")
-            medians["latency_ms_cpp_text_1thread"] = median
-            print(f"C++ runner, raw text:   mean {mean:.3f} ms, median {median:.3f} ms per text")
+    if not columns and os.path.exists(args.tagger):  # raw text: the sentences' words joined by spaces
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as lines:
+            lines.write("".join(" ".join(s.words) + "\n" for s in sentences))
+            lines.flush()
+            mean, median = cpp_latency_ms(args.tagger, frozen_dir, lines.name, "--format", "text")
+        medians["latency_ms_cpp_text_1thread"] = median
+        print(f"C++ runner, raw text:   mean {mean:.3f} ms, median {median:.3f} ms per text")
 
     print("\nfrozen graph, Python session, median ms each stage adds (stage minus the one before):")
     for name, ms in breakdown(frozen, sentences, columns):

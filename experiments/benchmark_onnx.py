@@ -19,7 +19,6 @@ import argparse
 import filecmp
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
