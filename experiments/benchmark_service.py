@@ -1,6 +1,7 @@
 """Load test of serve.py on loopback: throughput and latency (p50, p99) at several concurrencies.
 
     python experiments/benchmark_service.py --model_dir runs/NAME/export --input FILE.conll [--record]
+    python experiments/benchmark_service.py --model_dir runs/NAME/frozen runs/NAME/onnx --rounds 3 ...
 
 Starts serve.py on 127.0.0.1 (a free port), then for each concurrency C runs C clients, each
 sending one sentence per POST /tag and sending the next as soon as the answer comes, for
@@ -9,7 +10,9 @@ does, so that their own overhead weighs less in the latency. With --client wrk t
 wrk (apt install wrk: one C thread, a small fraction of the aiohttp clients' CPU, which share the
 machine with the service). Sentences come from --input in file order, with the feature columns the
 model reads. Prints, and with --record adds to results.json, requests and tokens per second, p50
-and p99 latency and the mean sentences per tagging call (from /metrics).
+and p99 latency and the mean sentences per tagging call (from /metrics). Several folders are
+served at once and take turns at each level, --rounds times, so that a change in the machine's
+load hits them alike; the medians are recorded.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import argparse
 import asyncio
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,8 +47,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(args, port: int) -> subprocess.Popen:
-    command = [sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", args.model_dir, "--port", str(port),
+def start_server(args, model_dir: str, port: int) -> subprocess.Popen:
+    command = [sys.executable, os.path.join(ROOT, "serve.py"), "--model_dir", model_dir, "--port", str(port),
                "--max_batch", str(args.max_batch), "--max_wait_ms", str(args.max_wait_ms),
                "--max_queue", str(args.max_queue)]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, cwd=ROOT)
@@ -136,7 +140,9 @@ async def load_level(url: str, bodies: list[bytes], concurrency: int, seconds: f
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model_dir", required=True, help="what serve.py serves (an export/ folder, say)")
+    parser.add_argument("--model_dir", required=True, nargs="+",
+                        help="what serve.py serves (an export/ folder, say); several folders take turns")
+    parser.add_argument("--rounds", type=int, default=1, help="turns of every folder at every level (default 1)")
     parser.add_argument("--input", required=True, help="CoNLL file whose sentences are sent")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64], help="clients at once (default 1 8 64)")
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each level (default 15)")
@@ -155,7 +161,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     import json
-    columns = Config.load(os.path.join(args.model_dir, "config.json")).feature_columns
+    columns = Config.load(os.path.join(args.model_dir[0], "config.json")).feature_columns
     sentences = [s for s in conll.read_conll(args.input, tagged=False) if not s.docstart]
     if args.text:  # raw text: the service tokenizes it with the model's tokenizer graph
         bodies = [json.dumps({"text": " ".join(s.words)}).encode() for s in sentences]
@@ -163,37 +169,51 @@ def main(argv=None):
         bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode()
                   for s in sentences]
     tokens_per_request = sum(len(s.words) for s in sentences) / len(sentences)
-    port = free_port()
-    server = start_server(args, port)
-    url = f"http://127.0.0.1:{port}/"
-    model_name = os.path.basename(os.path.dirname(os.path.abspath(args.model_dir)))
-    name = args.name or (f"service_{model_name}_batch{args.max_batch}" + ("_text" if args.text else "")
-                         + ("_wrk" if args.client == "wrk" else ""))
+    suffix = f"_batch{args.max_batch}" + ("_text" if args.text else "") + ("_wrk" if args.client == "wrk" else "")
+    names, urls, servers = {}, {}, []
     command = "python experiments/benchmark_service.py " + " ".join(a for a in (argv or sys.argv[1:]) if a != "--record")
     try:
-        uvloop.run(load_level(url, bodies, 4, 2.0, 2000))  # warm-up: graph tracing, first allocations
-        for concurrency in args.concurrency:
-            if args.client == "wrk":
-                level = wrk_level(url, bodies, concurrency, args.seconds)
-            else:
-                level = uvloop.run(load_level(url, bodies, concurrency, args.seconds, args.max_requests))
-            # Requests cycle through the file's sentences, so the mean sentence length stands for theirs.
-            level["tokens_per_s"] = level["requests_per_s"] * tokens_per_request
-            print(f"{name} concurrency {concurrency}: {level['requests_per_s']:.0f} requests/s "
-                  f"(~{level['tokens_per_s']:.0f} tokens/s), p50 "
-                  f"{level['p50_ms']:.2f} ms, p99 {level['p99_ms']:.2f} ms, {level['sentences_per_call']:.1f} "
-                  f"sentences per tagging call, statuses {level['statuses']}", file=sys.stderr)
-            if args.record:
-                run = {"concurrency": concurrency}
-                for metric, value, unit in (("requests_per_s", level["requests_per_s"], "requests/s"),
-                                            ("tokens_per_s", level["tokens_per_s"], "tokens/s"),
-                                            ("latency_ms_p50", level["p50_ms"], "ms"),
-                                            ("latency_ms_p99", level["p99_ms"], "ms")):
-                    results.record(name, args.model_dir, args.input, f"{metric}_c{concurrency}",
-                                   {**run, "value": round(value, 2)}, unit, command)
+        for model_dir in args.model_dir:
+            folder = os.path.abspath(model_dir)
+            # service_<model folder>[_<served folder>]_batch<N>: the served folder named when several are compared.
+            names[model_dir] = args.name if args.name and len(args.model_dir) == 1 else (
+                f"service_{os.path.basename(os.path.dirname(folder))}"
+                + (f"_{os.path.basename(folder)}" if len(args.model_dir) > 1 else "") + suffix)
+            port = free_port()
+            servers.append(start_server(args, model_dir, port))
+            urls[model_dir] = f"http://127.0.0.1:{port}/"
+            uvloop.run(load_level(urls[model_dir], bodies, 4, 2.0, 2000))  # warm-up: graph tracing, first allocations
+        levels = {(model_dir, concurrency): [] for concurrency in args.concurrency for model_dir in args.model_dir}
+        for _ in range(args.rounds):
+            for (model_dir, concurrency), runs in levels.items():
+                if args.client == "wrk":
+                    level = wrk_level(urls[model_dir], bodies, concurrency, args.seconds)
+                else:
+                    level = uvloop.run(load_level(urls[model_dir], bodies, concurrency, args.seconds, args.max_requests))
+                # Requests cycle through the file's sentences, so the mean sentence length stands for theirs.
+                level["tokens_per_s"] = level["requests_per_s"] * tokens_per_request
+                print(f"{names[model_dir]} concurrency {concurrency}: {level['requests_per_s']:.0f} requests/s "
+                      f"(~{level['tokens_per_s']:.0f} tokens/s), p50 "
+                      f"{level['p50_ms']:.2f} ms, p99 {level['p99_ms']:.2f} ms, {level['sentences_per_call']:.1f} "
+                      f"sentences per tagging call, statuses {level['statuses']}", file=sys.stderr)
+                runs.append(level)
     finally:
-        server.terminate()
-        server.wait()
+        for server in servers:
+            server.terminate()
+            server.wait()
+    for (model_dir, concurrency), runs in levels.items():
+        medians = {key: statistics.median(run[key] for run in runs)
+                   for key in ("requests_per_s", "tokens_per_s", "p50_ms", "p99_ms")}
+        if len(runs) > 1:
+            print(f"{names[model_dir]} concurrency {concurrency}, median of {len(runs)}: "
+                  f"{medians['requests_per_s']:.0f} requests/s, p50 {medians['p50_ms']:.2f} ms, "
+                  f"p99 {medians['p99_ms']:.2f} ms", file=sys.stderr)
+        if args.record:
+            for metric, key, unit in (("requests_per_s", "requests_per_s", "requests/s"),
+                                      ("tokens_per_s", "tokens_per_s", "tokens/s"),
+                                      ("latency_ms_p50", "p50_ms", "ms"), ("latency_ms_p99", "p99_ms", "ms")):
+                results.record(names[model_dir], model_dir, args.input, f"{metric}_c{concurrency}",
+                               {"concurrency": concurrency, "value": round(medians[key], 2)}, unit, command)
     if args.record:
         results.render()
 

@@ -225,7 +225,7 @@ def main(argv=None):
         bodies = [json.dumps({"tokens": [[t[0]] + [t[c] for c in columns] for t in s.columns]}).encode()
                   for s in sentences]
     port = free_port()
-    server = start_server(args, port)
+    server = start_server(args, args.model_dir, port)
     url = f"http://127.0.0.1:{port}/"
     model_name = os.path.basename(os.path.dirname(os.path.abspath(args.model_dir)))
     name = args.name or f"service_stress_{model_name}" + ("_text" if args.text else "")
