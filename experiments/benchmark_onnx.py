@@ -10,8 +10,9 @@ run per seed):
   (the sentences' words joined by spaces, one per line), and the largest confidence difference
   over every token (tag_sentences on both, in this process);
 - conlleval F1 of the checkpoint, onnx/ and onnx-int8/ (entries NAME_onnx and NAME_onnx_int8);
-- inference.py on onnx/ (and onnx-int8/): wall seconds and peak resident memory tagging the file,
-  and the start (imports and load) as the median wall time of 5 runs on a one-sentence file.
+- inference.py on the checkpoint, onnx/ and onnx-int8/: wall seconds and peak resident memory
+  tagging the file; on onnx/ and onnx-int8/ the start (imports and load) as the median wall time
+  of 5 runs on a one-sentence file.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def main(argv=None):
                     source = args.input if mode == "conll" else text_input
                     seconds, megabytes = run_child(command("inference.py", "--model_dir", folder, "--input", source,
                                                            "--format", mode, "--output", outputs[kind, mode]))
-                    if kind != "checkpoint" and mode == "conll":
+                    if mode == "conll":
                         figures[f"{kind}_tagging_s"] = (round(seconds, 2), "s (inference.py, the whole file)")
                         figures[f"{kind}_peak_rss_mb"] = (round(megabytes), "MB (inference.py, the whole file)")
                 figures[f"{kind}_test_f1"] = (conlleval_f1(outputs[kind, "conll"]), "conlleval F1")

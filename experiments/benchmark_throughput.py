@@ -60,6 +60,9 @@ def main(argv=None):
     passes = {kind: [] for kind in models}
     for _ in range(args.rounds):  # the folders take turns, so that a change in the machine's load hits them alike
         for kind, model in models.items():
+            # TensorFlow's and ONNX Runtime's worker threads spin a while after their work: the next
+            # runtime's pass would share the 2 cores with them (ONNX Runtime's passes then ranged 21k-50k).
+            time.sleep(1.0)
             started = time.perf_counter()
             tag_sentences(model, sentences, "iob2", args.batch_size)
             passes[kind].append(tokens / (time.perf_counter() - started))
