@@ -223,12 +223,18 @@ def test_inference_reports_input_that_does_not_fit_the_model(feature_model_dir, 
                       "in.txt:2: expected 3 columns like line 1, found 2")
 
 
+def at_a_terminal():
+    """SIGINT as at a terminal: a test run started in the background by a script inherits it ignored
+    (as such a shell's background jobs do), and Python then keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_a_command_with_one_line_and_the_shells_status(model_dir):
     """SIGINT while inference.py waits on stdin: "interrupted" and status 130, not a traceback."""
     env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     process = subprocess.Popen([sys.executable, os.path.join(ROOT, "inference.py"), "--model_dir", str(model_dir),
                                 "--format", "text", "--input", "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=env)
+                               stderr=subprocess.PIPE, env=env, preexec_fn=at_a_terminal)
     process.stdin.write(b"Velmar signs in Oslo .\n")
     process.stdin.flush()
     assert process.stdout.readline().strip(), "the first sentence is tagged before stdin ends"
