@@ -1,14 +1,15 @@
 """Single-sentence tagging latency on one thread: Python (the frozen graph on the C++ runner's
 library, as inference.py runs it once built, and in a TensorFlow session; the SavedModel
-signature when exported; ONNX folders on ONNX Runtime) and the C++ runner, plus where the time goes in the frozen graph
-(timing the graph cut after each part: featurization, embeddings, BiLSTM, CRF).
+signature when exported; ONNX folders on ONNX Runtime) and the C++ runner, plus where the time
+goes in the frozen graph (timing the graph cut after each part: featurization, embeddings,
+BiLSTM, CRF).
 
     python experiments/benchmark_latency.py --model_dir runs/NAME --input FILE.conll [--record]
 
 Needs runs/NAME/frozen (freeze.py); the C++ figure needs build/cc/tagger, the SavedModel one
 runs/NAME/export and the ONNX ones runs/NAME/onnx and runs/NAME/onnx-int8 (benchmark_onnx.py
-writes them). Each sentence is tagged alone, in file order; the first is left out (it pays
-for graph optimisation). --record adds the medians to experiments/results.json.
+writes them). Each sentence is tagged alone; the Python runtimes take turns, 100 sentences at a
+time (turns_ms). --record adds the medians to experiments/results.json.
 """
 from __future__ import annotations
 
@@ -63,11 +64,11 @@ def turns_ms(calls: dict, sentences, feature_columns, block: int = 100) -> dict[
     probes = [Probe(sentence, single_inputs(sentence, feature_columns), " ".join(sentence.words)) for sentence in sentences]
     for first in range(0, len(probes), block):
         for name, call in calls.items():
-            for probe in probes[first:first + block]:
+            for i, probe in enumerate(probes[first:first + block]):
                 start = time.perf_counter()
                 call(probe)
-                times[name].append((time.perf_counter() - start) * 1000)
-            del times[name][-len(probes[first:first + block])]
+                if i:
+                    times[name].append((time.perf_counter() - start) * 1000)
     return times
 
 

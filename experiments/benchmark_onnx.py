@@ -33,17 +33,13 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 import results  # noqa: E402
+from benchmark_conll import conlleval_f1  # noqa: E402
 
 from ner import model_folder  # noqa: E402
 from ner.config import Config  # noqa: E402
-from ner.data import conll, conlleval  # noqa: E402
+from ner.data import conll  # noqa: E402
 
 INT8_DIR = "onnx-int8"
-
-
-def conlleval_f1(pred_path: str) -> float:
-    with open(pred_path, encoding="utf-8") as f:
-        return round(conlleval.metrics(conlleval.evaluate(f))[2], 2)
 
 
 def command(script: str, *args: str) -> list[str]:

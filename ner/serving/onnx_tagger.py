@@ -125,8 +125,8 @@ class OnnxTagger:
     def emissions(self, inputs: dict) -> np.ndarray:
         """model.onnx on its inputs (ids as the featurizer makes them): [B, T, num_tags], a few rows
         at a time: ONNX Runtime's intermediates grow with rows x words x characters (256 rows of
-        long sentences took 300 MB on bilstm_crf.json). Rows keep their padded width, so each sentence is computed on
-        the same shapes as in one run."""
+        long sentences took 300 MB on bilstm_crf.json). Rows keep their padded width, so each
+        sentence is computed on the same shapes as in one run."""
         char_ids = inputs["char_ids"]
         rows = max(1, CHAR_POSITIONS_PER_RUN // max(1, char_ids.shape[1] * char_ids.shape[2]))
         if rows >= len(char_ids):
